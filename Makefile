@@ -1,0 +1,32 @@
+# The two commands of README.md:
+#   make book   build the executed course into _build/html (and say where it is)
+#   make test   run every test
+SHELL := /bin/bash
+PY := .venv/bin/python
+JB := .venv/bin/jupyter-book
+PORT ?= 8000
+
+.PHONY: setup book serve test exercises bench clean
+
+setup:
+	@tools/setup.sh
+
+book: setup
+	@tools/build_book.sh
+
+serve: book
+	@echo "serving the course on http://127.0.0.1:$(PORT)/ (Ctrl-C to stop)"
+	@$(PY) -m http.server --bind 127.0.0.1 --directory _build/html $(PORT)
+
+test: setup
+	@tools/setup.sh browser
+	@$(PY) -m pytest $(PYTEST_ARGS)
+
+exercises: setup
+	@$(PY) -m tools.release
+
+bench: setup
+	@$(PY) bench/run.py
+
+clean:
+	rm -rf _build

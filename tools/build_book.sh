@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# Build the executed course with warnings as errors; notebooks re-run only when they change.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+start=$(date +%s)
+.venv/bin/jupyter-book build . --warningiserror --nitpick --keep-going --quiet "$@"
+echo "The course is built ($(( $(date +%s) - start )) s): open file://$root/_build/html/index.html"
+echo "or serve it with: make serve   (http://127.0.0.1:8000/)"

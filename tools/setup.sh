@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Create or refresh everything the course needs, quickly when it is already there.
+#   tools/setup.sh           the Python environment (.venv) and the offline JS bundles
+#   tools/setup.sh browser   also Debian's Chromium for the browser tests (needs root)
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+PY=${PYTHON:-python3.11}
+command -v "$PY" >/dev/null || PY=python3
+
+# 1. The virtual environment; re-installed only when requirements.txt or pyproject.toml change.
+stamp=.venv/.installed
+if [ ! -x .venv/bin/python ]; then
+  echo "setup: creating .venv with $($PY --version)"
+  "$PY" -m venv .venv
+fi
+if [ ! -f "$stamp" ] || [ requirements.txt -nt "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
+  echo "setup: installing Python packages (first time: a few minutes)"
+  .venv/bin/python -m pip install -q -r requirements.txt
+  .venv/bin/python -m pip install -q --no-deps -e .
+  touch "$stamp"
+fi
+
+# 2. The JavaScript the rendered pages serve themselves (widgets, MathJax): no CDN at read time.
+tools/fetch_static.sh
+
+# 3. Chromium, only for the browser tests.
+if [ "${1:-}" = "browser" ] && [ ! -x /usr/bin/chromium ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    echo "setup: installing Debian's chromium for the browser tests"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+  else
+    echo "setup: /usr/bin/chromium is missing and this user cannot apt-get install it;"
+    echo "       the browser tests will be skipped (as root: apt-get install chromium)"
+  fi
+fi
