@@ -5,6 +5,8 @@ SHELL := /bin/bash
 PY := .venv/bin/python
 JB := .venv/bin/jupyter-book
 PORT ?= 8000
+# nbgrader and jupyter call tools of the environment by name
+export PATH := $(CURDIR)/.venv/bin:$(PATH)
 
 .PHONY: setup book serve test exercises bench clean
 

@@ -1,0 +1,63 @@
+"""Autograde notebooks with nbgrader itself, in a throw-away course directory.
+
+Used by the tests to prove that solutions score full marks, untouched exercises score zero and
+typical mistakes score partially. One nbgrader run grades every notebook of an assignment.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass
+class Graded:
+    score: float
+    max_score: float
+    cells: dict[str, float] = field(default_factory=dict)  # grade_id -> points
+    outputs: dict[str, str] = field(default_factory=dict)  # grade_id -> text the test printed
+
+
+def autograde(assignment: str, submissions: dict[str, Path], workdir: Path) -> dict[str, Graded]:
+    """Grade ``{student: notebook}`` for ``assignment``; returns each student's result."""
+    import nbformat
+    from nbgrader.api import Gradebook
+
+    course = workdir / "course"
+    shutil.copytree(ROOT / "solutions" / assignment, course / "source" / assignment)
+    (course / "nbgrader_config.py").write_text(
+        "c = get_config()\n"
+        f"c.CourseDirectory.root = {str(course)!r}\n"
+        "c.OverwriteCells.add_missing_cells = True\n"
+        "c.ExecutePreprocessor.timeout = 120\n"
+    )
+    for student, notebook in submissions.items():
+        dest = course / "submitted" / student / assignment
+        dest.mkdir(parents=True)
+        shutil.copy(notebook, dest / f"{assignment}.ipynb")
+    run = [sys.executable, "-m", "nbgrader"]
+    # nbgrader runs the `alembic` command of its own environment
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+    for command in ("generate_assignment", "autograde"):
+        subprocess.run(run + [command, assignment, "--log-level=ERROR"], cwd=course, env=env, check=True)
+
+    results = {}
+    with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gb:
+        for student in submissions:
+            sub = gb.find_submission(assignment, student)
+            nb = sub.notebooks[0]
+            cells = {g.name: g.score for g in nb.grades}
+            graded_nb = nbformat.read(course / "autograded" / student / assignment / f"{assignment}.ipynb", 4)
+            outputs = {}
+            for cell in graded_nb.cells:
+                gid = cell.metadata.get("nbgrader", {}).get("grade_id")
+                if gid in cells:
+                    outputs[gid] = "\n".join(
+                        o.get("text", "") + o.get("evalue", "") for o in cell.get("outputs", []))
+            results[student] = Graded(sub.score, sub.max_score, cells, outputs)
+    return results
