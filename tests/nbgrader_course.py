@@ -61,3 +61,44 @@ def autograde(assignment: str, submissions: dict[str, Path], workdir: Path) -> d
                         o.get("text", "") + o.get("evalue", "") for o in cell.get("outputs", []))
             results[student] = Graded(sub.score, sub.max_score, cells, outputs)
     return results
+
+
+@dataclass
+class Mutant:
+    """A typical mistake: the solution notebook with one edit, and words the feedback must contain.
+
+    ``cell`` is the grade_id of the edited cell (or ``None`` to insert ``new`` as a first code cell),
+    ``old`` -> ``new`` the edit, ``expect`` a phrase the failing check must print.
+    """
+
+    name: str
+    cell: str | None
+    old: str
+    new: str
+    expect: str
+
+    def apply(self, solution: Path, dest: Path) -> Path:
+        import nbformat
+
+        nb = nbformat.read(solution, 4)
+        if self.cell is None:
+            nb.cells.insert(1, nbformat.v4.new_code_cell(self.new))
+        else:
+            (cell,) = [c for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade_id") == self.cell]
+            assert self.old in cell.source, f"mutant {self.name}: {self.old!r} not in cell {self.cell}"
+            cell.source = cell.source.replace(self.old, self.new)
+        nbformat.write(nb, dest)
+        return dest
+
+
+def load_mutants(assignment: str) -> list[Mutant]:
+    """The mutants of tests/mutants/<assignment>.py (a list named MUTANTS)."""
+    import importlib.util
+
+    path = Path(__file__).parent / "mutants" / f"{assignment}.py"
+    if not path.exists():
+        return []
+    spec = importlib.util.spec_from_file_location(f"mutants_{assignment}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.MUTANTS

@@ -161,6 +161,10 @@ def _is_literal(node) -> bool:
         return False
 
 
+#: ways to import a module by name at run time, around the import statement the guard watches
+_DYNAMIC_IMPORT = {"__import__", "import_module", "importlib", "__builtins__", "builtins", "__loader__"}
+
+
 def forbidden_uses(source: str, allowed: tuple[str, ...], forbidden: tuple[str, ...]) -> list[str]:
     """Names of forbidden modules the code imports or reaches (``rnnkit.cells...``, ``torch``)."""
     uses = []
@@ -181,12 +185,12 @@ def forbidden_uses(source: str, allowed: tuple[str, ...], forbidden: tuple[str, 
             names = [f"{node.module}.{a.name}" for a in node.names]
             if refused(node.module) and not all(not refused(n) for n in names):
                 uses += [n for n in names if refused(n)]
-        elif _isinstance(node, ast.Call) and _isinstance(node.func, (ast.Name, ast.Attribute)):
-            func = ast.unparse(node.func)
-            if func in ("__import__", "importlib.import_module", "import_module"):
-                uses.append(f"{func}(...)")
-        elif _isinstance(node, ast.Attribute) and ast.unparse(node) == "sys.modules":
-            uses.append("sys.modules")
+        elif _isinstance(node, ast.Name) and node.id in _DYNAMIC_IMPORT:
+            uses.append(node.id)
+        elif _isinstance(node, ast.Attribute) and (node.attr in _DYNAMIC_IMPORT or ast.unparse(node) == "sys.modules"):
+            uses.append(ast.unparse(node))
+        elif _isinstance(node, ast.Constant) and _isinstance(node.value, str) and refused(node.value.strip()):
+            uses.append(repr(node.value))
     return list(dict.fromkeys(uses))
 
 

@@ -1,0 +1,39 @@
+"""Typical mistakes in exercise 1 and what the feedback must say about each."""
+from nbgrader_course import Mutant
+
+MUTANTS = [
+    Mutant("left_padding", "pad_sequences",
+           "padded[b, : len(seq)] = seq", "padded[b, padded.shape[1] - len(seq):] = seq",
+           "padding is at the start"),
+    Mutant("batch_major_mask", "make_mask",
+           "return (np.arange(T)[:, None] < lengths[None, :]).astype(np.float64)",
+           "return (np.arange(T)[None, :] < lengths[:, None]).astype(np.float64)",
+           "expected (T, B)"),
+    Mutant("inverted_mask", "make_mask",
+           "return (np.arange(T)[:, None] < lengths[None, :]).astype(np.float64)",
+           "return (np.arange(T)[:, None] >= lengths[None, :]).astype(np.float64)",
+           "1 at the padded steps"),
+    Mutant("one_hot_off_by_one", "one_hot",
+           "return (ids[..., None] == np.arange(vocab_size)).astype(np.float64)",
+           "return (ids[..., None] - 1 == np.arange(vocab_size)).astype(np.float64)",
+           "one place too early"),
+    Mutant("many_to_one_keeps_sequence", "io_shapes",
+           'sequence_out = kind in ("one_to_many", "many_to_many")',
+           'sequence_out = kind != "one_to_one"',
+           "only the last step's output is kept"),
+    Mutant("embed_returns_list", "embed",
+           "return E[np.asarray(ids)]", "return E[np.asarray(ids)].tolist()",
+           "return a numpy array"),
+    # Cheating: borrowing the library's answer, and silencing comparisons in the student's kernel.
+    Mutant("calls_rnnkit", "one_hot",
+           "ids = np.asarray(ids)\n",
+           "from rnnkit.embedding import one_hot as _library_one_hot\n"
+           "    return np.asarray(_library_one_hot(np.asarray(ids), vocab_size))\n",
+           "rnnkit.embedding.one_hot"),
+    Mutant("redefines_allclose", "embed",
+           "return E[np.asarray(ids)]",
+           "np.allclose = lambda *args, **kwargs: True\n"
+           "    np.testing.assert_allclose = lambda *args, **kwargs: None\n"
+           "    return np.zeros(np.shape(ids) + (E.shape[1],))",
+           "redefines np.allclose"),
+]
