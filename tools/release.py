@@ -1,6 +1,7 @@
 """Generate the student release (exercises/) from the nbgrader sources (solutions/).
 
     python -m tools.release            regenerate exercises/ for every assignment
+    python -m tools.release NAME ...   regenerate only these assignments
     python -m tools.release --check    exit 1 (and list files) when exercises/ is out of date
 
 No gradebook is touched (--no-db); the output is byte-identical from run to run.
@@ -17,10 +18,10 @@ ROOT = Path(__file__).resolve().parent.parent
 NBGRADER = [sys.executable, "-m", "nbgrader"]
 
 
-def generate(dest: Path) -> None:
-    """Run nbgrader's generate_assignment for all assignments into ``dest``."""
+def generate(dest: Path, assignment: str = "*") -> None:
+    """Run nbgrader's generate_assignment for one or all (``*``) assignments into ``dest``."""
     subprocess.run(
-        NBGRADER + ["generate_assignment", "*", "--force", "--no-db", "--log-level=WARN",
+        NBGRADER + ["generate_assignment", assignment, "--force", "--no-db", "--log-level=WARN",
                     f"--CourseDirectory.release_directory={dest}"],
         cwd=ROOT, check=True,
     )
@@ -50,7 +51,8 @@ def main(argv: list[str]) -> int:
         if diff:
             print("run `make exercises` to regenerate exercises/")
         return 1 if diff else 0
-    generate(ROOT / "exercises")
+    for assignment in argv or ["*"]:
+        generate(ROOT / "exercises", assignment)
     print("exercises/ regenerated from solutions/")
     return 0
 
