@@ -1,0 +1,292 @@
+r"""Output heads: what turns the hidden state :math:`h_t` into the output :math:`y_t` at every step.
+
+The same head (same weights) is applied at every time step. It works on hidden states of shape
+``(T, B, H)`` (all steps at once) or ``(B, H)`` (one step): any leading axes are carried along.
+
+* linear head: :math:`y_t = W_y h_t + b_y`, with ``W`` stored ``(out, in)`` like ``torch.nn.Linear``;
+* softmax head: :math:`p_t = \mathrm{softmax}(W_y h_t + b_y)` (``output="softmax"``);
+* deep head (:class:`MLPHead`): Linear - tanh/ReLU - ... - Linear, still applied step by step
+  (depth between :math:`h_t` and :math:`y_t`, not through time).
+
+For classification train on the logits with :func:`rnnkit.losses.cross_entropy`; the softmax output is
+for reading probabilities or for losses defined on probabilities.
+"""
+
+import math
+
+import numpy as np
+
+from .backend import is_torch, namespace, no_autograd, resolve_dtype, to_backend
+from .losses import softmax, softmax_backward
+
+__all__ = [
+    "linear_forward",
+    "linear_backward",
+    "softmax_head_forward",
+    "softmax_head_backward",
+    "tanh_forward",
+    "tanh_backward",
+    "relu_forward",
+    "relu_backward",
+    "Linear",
+    "MLPHead",
+]
+
+
+# ---------------------------------------------------------------------------------------------------
+# functional layer: *_forward(...) -> (out, cache), *_backward(dout, cache) -> gradients
+# ---------------------------------------------------------------------------------------------------
+
+
+@no_autograd
+def linear_forward(h, W, b=None):
+    r"""Affine output head applied at every step: :math:`y_t = W_y h_t + b_y`.
+
+    ``h`` is ``(..., H)`` (e.g. ``(T, B, H)``), ``W`` is ``(K, H)``, ``b`` is ``(K,)`` or ``None``;
+    ``y`` is ``(..., K)``. In code this is ``h @ W.T + b``. Returns ``(y, cache)``.
+    """
+    xp = namespace(h, W)
+    if W.ndim != 2 or h.shape[-1] != W.shape[1]:
+        raise ValueError(
+            f"h has {h.shape[-1]} features, expected in_features={W.shape[1]} "
+            f"(W has shape {tuple(W.shape)}, stored (out, in))"
+        )
+    if b is not None and tuple(b.shape) != (W.shape[0],):
+        raise ValueError(f"b has shape {tuple(b.shape)}, expected ({W.shape[0]},)")
+    y = xp.matmul(h, W.T)
+    if b is not None:
+        y = y + b
+    return y, (h, W, b is not None)
+
+
+@no_autograd
+def linear_backward(dy, cache):
+    r"""Backward pass of :func:`linear_forward`.
+
+    .. math:: \frac{\partial E}{\partial h_t} = W_y^\top \frac{\partial E}{\partial y_t}, \qquad
+              \frac{\partial E}{\partial W_y} = \sum_t \frac{\partial E}{\partial y_t} h_t^\top, \qquad
+              \frac{\partial E}{\partial b_y} = \sum_t \frac{\partial E}{\partial y_t}
+
+    The weights are shared by every step (and every batch element), so their gradients are sums over
+    all leading axes. Returns ``(dh, dW, db)`` (``db`` is ``None`` without a bias).
+    """
+    h, W, has_bias = cache
+    xp = namespace(dy, W)
+    expected = tuple(h.shape[:-1]) + (W.shape[0],)
+    if tuple(dy.shape) != expected:
+        raise ValueError(f"dy has shape {tuple(dy.shape)}, expected {expected}")
+    dh = xp.matmul(dy, W)
+    dy_rows = xp.reshape(dy, (-1, W.shape[0]))  # every (step, batch) position is one row
+    h_rows = xp.reshape(h, (-1, W.shape[1]))
+    dW = dy_rows.T @ h_rows
+    db = xp.sum(dy_rows, axis=0) if has_bias else None
+    return dh, dW, db
+
+
+@no_autograd
+def softmax_head_forward(h, W, b=None):
+    r"""Softmax output head: :math:`p_t = \mathrm{softmax}(W_y h_t + b_y)`. Returns ``(p, cache)``."""
+    z, linear_cache = linear_forward(h, W, b)
+    p = softmax(z, axis=-1)
+    return p, (linear_cache, p)
+
+
+@no_autograd
+def softmax_head_backward(dp, cache):
+    r"""Backward pass of :func:`softmax_head_forward`: through the softmax
+    (:func:`rnnkit.losses.softmax_backward`), then the linear map. Returns ``(dh, dW, db)``."""
+    linear_cache, p = cache
+    return linear_backward(softmax_backward(dp, p, axis=-1), linear_cache)
+
+
+@no_autograd
+def tanh_forward(z):
+    r""":math:`a = \tanh(z)`. Returns ``(a, cache)``."""
+    a = namespace(z).tanh(z)
+    return a, a
+
+
+@no_autograd
+def tanh_backward(da, cache):
+    r""":math:`\partial E/\partial z = \partial E/\partial a \odot (1 - a^2)`."""
+    a = cache
+    return da * (1 - a * a)
+
+
+@no_autograd
+def relu_forward(z):
+    r""":math:`a = \max(z, 0)`. Returns ``(a, cache)``."""
+    xp = namespace(z)
+    return xp.where(z > 0, z, xp.zeros_like(z)), z
+
+
+@no_autograd
+def relu_backward(da, cache):
+    r""":math:`\partial E/\partial z = \partial E/\partial a \odot [z > 0]`."""
+    z = cache
+    xp = namespace(da, z)
+    return xp.where(z > 0, da, xp.zeros_like(da))
+
+
+_ACTIVATIONS = {"tanh": (tanh_forward, tanh_backward), "relu": (relu_forward, relu_backward)}
+_OUTPUTS = ("linear", "softmax")
+
+
+# ---------------------------------------------------------------------------------------------------
+# objects: params / grads dicts named like torch, forward / backward
+# ---------------------------------------------------------------------------------------------------
+
+
+def _init_linear(rng, in_features, out_features, bias, dtype):
+    """torch.nn.Linear's initialisation: weight and bias uniform in [-1/sqrt(in), 1/sqrt(in)]."""
+    dtype = resolve_dtype(dtype, "numpy")
+    bound = 1.0 / math.sqrt(in_features)
+    weight = rng.uniform(-bound, bound, (out_features, in_features)).astype(dtype)
+    return weight, (rng.uniform(-bound, bound, out_features).astype(dtype) if bias else None)
+
+
+def _check_output(output):
+    if output not in _OUTPUTS:
+        raise ValueError(f"output={output!r}, expected one of {_OUTPUTS}")
+
+
+class _Layer:
+    """What the heads and :class:`rnnkit.embedding.Embedding` share: ``params`` / ``grads`` dicts named like
+    torch, ``__call__``, ``state_dict`` / ``load_state_dict`` and ``to``."""
+
+    def __call__(self, x):
+        return self.forward(x)
+
+    def state_dict(self):
+        return dict(self.params)
+
+    def load_state_dict(self, state):
+        """Copy arrays (numpy or torch tensors, e.g. a torch module's ``state_dict()``) into ``params``,
+        after checking names and shapes. The arrays keep their backend: a torch state dict makes a torch layer."""
+        missing, unexpected = set(self.params) - set(state), set(state) - set(self.params)
+        if missing or unexpected:
+            raise KeyError(f"state dict mismatch: missing {sorted(missing)}, unexpected {sorted(unexpected)}")
+        for name, value in state.items():
+            if tuple(value.shape) != tuple(self.params[name].shape):
+                raise ValueError(f"{name} has shape {tuple(value.shape)}, expected {tuple(self.params[name].shape)}")
+        for name, value in state.items():
+            backend = "torch" if is_torch(value) else "numpy"
+            self.params[name] = to_backend(value, backend)  # a copy
+        return self
+
+    def to(self, backend=None, device=None, dtype=None):
+        """Move the parameters to ``backend`` ("numpy" or "torch"), ``device`` and ``dtype``, in place;
+        ``None`` keeps what they have. Returns ``self``."""
+        for name, value in self.params.items():
+            current = "torch" if is_torch(value) else "numpy"
+            self.params[name] = to_backend(value, backend or current, device=device, dtype=dtype)
+        self.grads = {}
+        return self
+
+    def _check_forward_was_called(self):
+        if self._cache is None:
+            raise RuntimeError("backward() called before forward()")
+
+
+class Linear(_Layer):
+    r"""Per-step linear head :math:`y_t = W_y h_t + b_y` (optionally followed by a softmax), like
+    ``torch.nn.Linear``.
+
+    ``params``: ``weight`` ``(out_features, in_features)`` and ``bias`` ``(out_features,)``, initialised like
+    torch from ``seed`` (an int, a ``numpy.random.Generator`` or ``None``) as numpy arrays of ``dtype``
+    (``.to("torch")`` moves them). ``forward(h)`` takes ``(..., in_features)``; ``backward(dy)`` takes the
+    gradient with respect to the output (the probabilities when ``output="softmax"``), stores ``grads``
+    (replacing the previous ones) and returns the gradient with respect to ``h``.
+    """
+
+    def __init__(self, in_features, out_features, bias=True, output="linear", *, seed=None, dtype="float64"):
+        _check_output(output)
+        weight, b = _init_linear(np.random.default_rng(seed), in_features, out_features, bias, dtype)
+        self.params = {"weight": weight} if b is None else {"weight": weight, "bias": b}
+        self.output = output
+        self.grads = {}
+        self._cache = None
+
+    def forward(self, h):
+        head_forward = softmax_head_forward if self.output == "softmax" else linear_forward
+        y, self._cache = head_forward(h, self.params["weight"], self.params.get("bias"))
+        return y
+
+    def backward(self, dy):
+        self._check_forward_was_called()
+        head_backward = softmax_head_backward if self.output == "softmax" else linear_backward
+        dh, dW, db = head_backward(dy, self._cache)
+        self.grads = {"weight": dW} if db is None else {"weight": dW, "bias": db}
+        return dh
+
+
+class MLPHead(_Layer):
+    r"""A deep (non-recurrent) output head applied at every step: Linear - act - ... - Linear.
+
+    ``sizes = [H, hidden_1, ..., hidden_L, K]``, with the activation :math:`\phi` (tanh or ReLU) between
+    the linear layers:
+
+    .. math:: a^{(0)}_t = h_t, \qquad a^{(l+1)}_t = \phi(W^{(l)} a^{(l)}_t + b^{(l)}), \qquad
+              y_t = W^{(L)} a^{(L)}_t + b^{(L)}
+
+    :math:`W^{(l)}` is ``params[f"layers.{2 l}.weight"]``: the names of a ``torch.nn.Sequential`` stored as
+    ``self.layers`` (``layers.0.weight``, ``layers.0.bias``, ``layers.2.weight``, ...; the odd indices are
+    the activations, which have no parameters), so ``load_state_dict`` accepts such a torch module's
+    ``state_dict()``. ``output="softmax"`` appends a softmax.
+    """
+
+    def __init__(self, sizes, activation="tanh", bias=True, output="linear", *, seed=None, dtype="float64"):
+        if len(sizes) < 2:
+            raise ValueError(f"sizes must list at least input and output sizes, got {list(sizes)}")
+        if activation not in _ACTIVATIONS:
+            raise ValueError(f"activation={activation!r}, expected one of {tuple(_ACTIVATIONS)}")
+        _check_output(output)
+        rng = np.random.default_rng(seed)
+        self.sizes, self.activation, self.output = list(sizes), activation, output
+        self.params = {}
+        for layer, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
+            weight, b = _init_linear(rng, n_in, n_out, bias, dtype)
+            self.params[f"layers.{2 * layer}.weight"] = weight
+            if b is not None:
+                self.params[f"layers.{2 * layer}.bias"] = b
+        self.grads = {}
+        self._cache = None
+
+    @property
+    def num_linear(self):
+        return len(self.sizes) - 1
+
+    def forward(self, h):
+        act_forward, _ = _ACTIVATIONS[self.activation]
+        caches = []
+        a = h
+        for layer in range(self.num_linear):
+            name = f"layers.{2 * layer}"
+            a, cache = linear_forward(a, self.params[name + ".weight"], self.params.get(name + ".bias"))
+            caches.append(cache)
+            if layer < self.num_linear - 1:
+                a, cache = act_forward(a)
+                caches.append(cache)
+        if self.output == "softmax":
+            a = softmax(a, axis=-1)
+            caches.append(a)
+        self._cache = caches
+        return a
+
+    def backward(self, dy):
+        self._check_forward_was_called()
+        _, act_backward = _ACTIVATIONS[self.activation]
+        caches = list(self._cache)
+        grads = {}
+        d = dy
+        if self.output == "softmax":
+            d = softmax_backward(d, caches.pop(), axis=-1)
+        for layer in reversed(range(self.num_linear)):
+            if layer < self.num_linear - 1:
+                d = act_backward(d, caches.pop())
+            d, dW, db = linear_backward(d, caches.pop())
+            grads[f"layers.{2 * layer}.weight"] = dW
+            if db is not None:
+                grads[f"layers.{2 * layer}.bias"] = db
+        self.grads = {name: grads[name] for name in self.params}  # same order as params
+        return d
