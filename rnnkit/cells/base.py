@@ -1,0 +1,121 @@
+"""What every cell shares: the input projection, its gradients, and the ``Cell`` description.
+
+Every cell computes its gate pre-activations as
+
+    a_t = (W_ih x_t + b_ih) + (W_hh h_{t−1} + b_hh)        (G*H numbers per row)
+
+The first bracket, the *input projection* ``xw_t``, does not depend on the past, so a
+sequence computes it for all T steps at once (one big matmul) and each step starts from
+``xw_t``: a cell is split into
+
+* ``input_projection(x, params)``                          ``xw = x W_ihᵀ + b_ih``
+* ``core_forward(xw, state_prev, params, **options)``      ``-> (state, core_cache)``
+* ``core_backward(dstate, core_cache)``                    ``-> (dxw, dstate_prev)``
+* ``param_grads(params, x, dxw, states_prev, states, core_caches, **options)``
+
+and the public ``*_step_forward(x, ...)`` is exactly ``input_projection`` followed by
+``core_forward``: the code the course shows is the code that runs in a sequence.
+
+``dxw`` is the gradient of the gate pre-activations (B, G*H). The weight gradients are
+sums over rows, ``dW_ih = dxwᵀ x``, so a sequence stacks the rows of all steps and
+computes each weight gradient with one matmul after the time loop (``param_grads`` gets
+``(N, ·)`` arrays with N = T*B rows; a single step is the case T = 1).
+"""
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+from ..backend import namespace
+
+__all__ = ["Cell", "input_projection", "linear_param_grads", "check_choice"]
+
+
+def input_projection(x, params):
+    """xw = W_ih x + b_ih for a batch of rows: ``x (N, I) -> xw (N, G*H)``."""
+    xw = x @ params["weight_ih"].T
+    if params.get("bias_ih") is not None:
+        xw = xw + params["bias_ih"]
+    return xw
+
+
+def linear_param_grads(params, x, dxw, h_prev, dhw=None):
+    """Gradients of W_ih, b_ih, W_hh, b_hh when a = xw + (W_hh h_prev + b_hh).
+
+    ``x (N, I)``, ``dxw (N, G*H)``, ``h_prev (N, H)``; ``dhw`` is the gradient of the
+    hidden projection ``W_hh h_prev + b_hh`` when it differs from ``dxw`` (torch's GRU).
+
+        dW_ih = dxwᵀ x    db_ih = Σ_rows dxw    dW_hh = dhwᵀ h_prev    db_hh = Σ_rows dhw
+    """
+    xp = namespace(dxw)
+    dhw = dxw if dhw is None else dhw
+    grads = {"weight_ih": dxw.T @ x, "weight_hh": dhw.T @ h_prev}
+    if params.get("bias_ih") is not None:
+        grads["bias_ih"] = xp.sum(dxw, axis=0)
+    if params.get("bias_hh") is not None:
+        grads["bias_hh"] = xp.sum(dhw, axis=0)
+    return grads
+
+
+def check_choice(name, value, allowed):
+    """Raise ``ValueError`` naming the allowed values unless ``value`` is one of them."""
+    if value not in allowed:
+        choices = " or ".join(repr(a) for a in allowed)
+        raise ValueError(f"{name} must be {choices}, got {value!r}")
+
+
+@dataclass(frozen=True)
+class Cell:
+    """Description of a cell type, so that sequences and modules are generic over cells.
+
+    ``num_gates`` is G (the weights have G*H rows); ``has_cell_state`` is True when the
+    state is a tuple ``(h, c)`` (LSTM) rather than one array ``h``. ``options`` holds the
+    cell's keyword options and their defaults; ``check_options`` validates them.
+    """
+
+    name: str
+    num_gates: int
+    has_cell_state: bool
+    step_forward: Callable
+    step_backward: Callable
+    core_forward: Callable
+    core_backward: Callable
+    param_grads: Callable
+    options: dict = field(default_factory=dict)
+    check_options: Callable = None
+    extra_param_names: Callable = None
+
+    def param_names(self, bias=True, **options):
+        """Parameter names in torch's order: weight_ih, weight_hh, bias_ih, bias_hh, extras."""
+        names = ["weight_ih", "weight_hh"]
+        if bias:
+            names += ["bias_ih", "bias_hh"]
+        if self.extra_param_names is not None:
+            names += list(self.extra_param_names(**self.resolve_options(options)))
+        return tuple(names)
+
+    def param_shapes(self, input_size, hidden_size, bias=True, **options):
+        """``{name: shape}`` of the parameters for the given sizes."""
+        GH = self.num_gates * hidden_size
+        shapes = {}
+        for name in self.param_names(bias, **options):
+            shapes[name] = {
+                "weight_ih": (GH, input_size),
+                "weight_hh": (GH, hidden_size),
+                "bias_ih": (GH,),
+                "bias_hh": (GH,),
+            }.get(name, (hidden_size,))
+        return shapes
+
+    def resolve_options(self, options):
+        """The cell's options with defaults filled in; unknown or bad options raise."""
+        unknown = set(options) - set(self.options)
+        if unknown:
+            allowed = ", ".join(sorted(self.options)) or "none"
+            raise TypeError(f"unknown option(s) {sorted(unknown)} for the {self.name} cell (allowed: {allowed})")
+        resolved = {**self.options, **options}
+        if self.check_options is not None:
+            self.check_options(**resolved)
+        return resolved
+
+    def __repr__(self):
+        return f"Cell({self.name!r}, G={self.num_gates}, options={self.options})"

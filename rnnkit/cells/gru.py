@@ -1,0 +1,281 @@
+"""Gated recurrent units: the full GRU (two conventions each for two choices) and the
+simplified GRU with an update gate only.
+
+Full GRU, gate blocks in torch's order (r, z, n); W_ih = [W_ir; W_iz; W_in] (3H, I),
+W_hh = [W_hr; W_hz; W_hn] (3H, H), b_ih = [b_ir; b_iz; b_in], b_hh = [b_hr; b_hz; b_hn]:
+
+    r = σ(W_ir x + b_ir + W_hr h_{t−1} + b_hr)                     reset gate
+    z = σ(W_iz x + b_iz + W_hz h_{t−1} + b_hz)                     update gate
+    n = tanh(W_in x + b_in + r ⊙ (W_hn h_{t−1} + b_hn))            reset_after=True
+    n = tanh(W_in x + b_in + W_hn (r ⊙ h_{t−1}) + b_hn)            reset_after=False
+    h_t = (1 − z) ⊙ n + z ⊙ h_{t−1}                                 update_weighs="previous"
+    h_t = (1 − z) ⊙ h_{t−1} + z ⊙ n                                 update_weighs="candidate"
+
+* ``reset_after=True`` is torch's and cuDNN's GRU (Keras ``reset_after=True``);
+  ``reset_after=False`` is Cho et al. (2014), Keras ``reset_after=False`` and most articles.
+  They are different models, not two parametrizations of one: torch's reset gate scales
+  the *rows* of W_hn h_{t−1} + b_hn (it also gates b_hn), Cho's scales the *entries of h*
+  that enter W_hn, i.e. the *columns* of W_hn. Since r depends on x and h, no fixed change
+  of weights turns r_j Σ_k W_jk h_k into Σ_k W_jk r_k h_k for all inputs (they agree only
+  in degenerate cases such as H = 1 without bias).
+* ``update_weighs="previous"`` (torch: z weighs the previous state) and
+  ``"candidate"`` (the articles: z weighs the candidate n) are an exact
+  reparametrization of each other: since 1 − σ(a) = σ(−a), negating the z rows of
+  W_ih, W_hh, b_ih and b_hh turns one into the other.
+
+Simplified GRU (the "memory cell" GRU with one gate), gate order (u, c), the state is c:
+
+    c̃_t = tanh(W_c [c_{t−1}, x_t] + b_c)
+    Γ_u = σ(W_u [c_{t−1}, x_t] + b_u)
+    c_t = Γ_u ⊙ c̃_t + (1 − Γ_u) ⊙ c_{t−1}
+
+stored like torch's cells: W_ih = [W_ux; W_cx] (2H, I), W_hh = [W_uc; W_cc] (2H, H) (the
+concatenated W [c, x] split by columns), b = b_ih + b_hh.
+"""
+
+from ..backend import namespace, no_autograd, sigmoid
+from .base import Cell, check_choice, input_projection, linear_param_grads
+
+__all__ = [
+    "gru_step_forward",
+    "gru_step_backward",
+    "gru_simple_step_forward",
+    "gru_simple_step_backward",
+    "gru_core_forward",
+    "gru_core_backward",
+    "gru_simple_core_forward",
+    "gru_simple_core_backward",
+    "GRU_CELL",
+    "GRU_SIMPLE_CELL",
+]
+
+UPDATE_WEIGHS = ("previous", "candidate")
+
+
+def _check_gru(reset_after=True, update_weighs="previous"):
+    if not isinstance(reset_after, bool):
+        raise TypeError(f"reset_after must be True or False, got {reset_after!r}")
+    check_choice("update_weighs", update_weighs, UPDATE_WEIGHS)
+
+
+# ----------------------------------------------------------------------------- full GRU
+
+
+def gru_core_forward(xw, h_prev, params, reset_after=True, update_weighs="previous"):
+    """One GRU step from the input projection ``xw = W_ih x + b_ih = [x_r, x_z, x_n]``:
+
+        r = σ(x_r + W_hr h_prev + b_hr),   z = σ(x_z + W_hz h_prev + b_hz)
+        n = tanh(x_n + r ⊙ (W_hn h_prev + b_hn))        reset_after=True
+        n = tanh(x_n + W_hn (r ⊙ h_prev) + b_hn)        reset_after=False
+        h = n + z ⊙ (h_prev − n)                        "previous":  (1 − z) ⊙ n + z ⊙ h_prev
+        h = h_prev + z ⊙ (n − h_prev)                   "candidate": (1 − z) ⊙ h_prev + z ⊙ n
+    """
+    xp = namespace(xw)
+    H = h_prev.shape[-1]
+    W_hh, b_hh = params["weight_hh"], params.get("bias_hh")
+    if reset_after:
+        hw = h_prev @ W_hh.T  # [W_hr h, W_hz h, W_hn h]
+        if b_hh is not None:
+            hw += b_hh
+        rz = sigmoid(xp, xw[:, : 2 * H] + hw[:, : 2 * H])
+        r, z = rz[:, :H], rz[:, H:]
+        hn = hw[:, 2 * H :]  # W_hn h_prev + b_hn
+        n = xp.tanh(xw[:, 2 * H :] + r * hn)
+    else:
+        hw_rz = h_prev @ W_hh[: 2 * H].T
+        if b_hh is not None:
+            hw_rz += b_hh[: 2 * H]
+        rz = sigmoid(xp, xw[:, : 2 * H] + hw_rz)
+        r, z = rz[:, :H], rz[:, H:]
+        hn = None
+        a_n = xw[:, 2 * H :] + (r * h_prev) @ W_hh[2 * H :].T
+        if b_hh is not None:
+            a_n += b_hh[2 * H :]
+        n = xp.tanh(a_n)
+    if update_weighs == "previous":
+        h = n + z * (h_prev - n)
+    else:
+        h = h_prev + z * (n - h_prev)
+    return h, (h_prev, r, z, n, hn, W_hh, reset_after, update_weighs)
+
+
+def gru_core_backward(dh, cache):
+    """Backward of :func:`gru_core_forward`; returns ``(dxw, dh_prev)``.
+
+        "previous":  dn = dh ⊙ (1 − z),  dz = dh ⊙ (h_prev − n),  dh_prev ← dh ⊙ z
+        "candidate": dn = dh ⊙ z,        dz = dh ⊙ (n − h_prev),  dh_prev ← dh ⊙ (1 − z)
+        da_n = dn ⊙ (1 − n²),   da_z = dz ⊙ z ⊙ (1 − z)
+        reset_after=True:  dr = da_n ⊙ (W_hn h_prev + b_hn),  dh_prev += W_hhᵀ [da_r, da_z, r ⊙ da_n]
+        reset_after=False: d(r⊙h) = W_hnᵀ da_n,  dr = d(r⊙h) ⊙ h_prev,
+                           dh_prev += r ⊙ d(r⊙h) + W_h[rz]ᵀ [da_r, da_z]
+        da_r = dr ⊙ r ⊙ (1 − r),   dxw = [da_r, da_z, da_n]
+    """
+    h_prev, r, z, n, hn, W_hh, reset_after, update_weighs = cache
+    xp = namespace(dh)
+    H = h_prev.shape[-1]
+    if update_weighs == "previous":
+        dn, dz, dh_prev = dh * (1.0 - z), dh * (h_prev - n), dh * z
+    else:
+        dn, dz, dh_prev = dh * z, dh * (n - h_prev), dh * (1.0 - z)
+    da_n = dn * (1.0 - n * n)
+    da_z = dz * z * (1.0 - z)
+    if reset_after:
+        da_r = da_n * hn * r * (1.0 - r)
+        dhw = xp.concat([da_r, da_z, da_n * r], axis=1)
+        dh_prev = dh_prev + dhw @ W_hh
+    else:
+        d_rh = da_n @ W_hh[2 * H :]
+        da_r = d_rh * h_prev * r * (1.0 - r)
+        dh_prev = dh_prev + r * d_rh + xp.concat([da_r, da_z], axis=1) @ W_hh[: 2 * H]
+    return xp.concat([da_r, da_z, da_n], axis=1), dh_prev
+
+
+def gru_param_grads(params, x, dxw, states_prev, states, core_caches, reset_after=True, update_weighs="previous"):
+    """Weight gradients from the rows of all steps (``r`` is stacked from the caches):
+
+        dW_ih = dxwᵀ x,  db_ih = Σ dxw
+        reset_after=True:  dhw = [da_r, da_z, r ⊙ da_n],  dW_hh = dhwᵀ h_prev,  db_hh = Σ dhw
+        reset_after=False: dW_h[rz] = [da_r, da_z]ᵀ h_prev,  dW_hn = da_nᵀ (r ⊙ h_prev),  db_hh = Σ dxw
+    """
+    xp = namespace(dxw)
+    h_prev = states_prev[0]
+    H = h_prev.shape[-1]
+    r = xp.reshape(xp.stack([c[1] for c in core_caches]), h_prev.shape)
+    if reset_after:
+        dhw = xp.concat([dxw[:, : 2 * H], dxw[:, 2 * H :] * r], axis=1)
+        return linear_param_grads(params, x, dxw, h_prev, dhw)
+    grads = linear_param_grads(params, x, dxw, h_prev)
+    grads["weight_hh"] = xp.concat([dxw[:, : 2 * H].T @ h_prev, dxw[:, 2 * H :].T @ (r * h_prev)], axis=0)
+    return grads
+
+
+@no_autograd
+def gru_step_forward(x, h_prev, params, reset_after=True, update_weighs="previous"):
+    """One GRU step (gate order r, z, n):
+
+        r = σ(W_ir x + b_ir + W_hr h_prev + b_hr)
+        z = σ(W_iz x + b_iz + W_hz h_prev + b_hz)
+        n = tanh(W_in x + b_in + r ⊙ (W_hn h_prev + b_hn))     reset_after=True (torch)
+        n = tanh(W_in x + b_in + W_hn (r ⊙ h_prev) + b_hn)     reset_after=False (Cho 2014)
+        h = (1 − z) ⊙ n + z ⊙ h_prev                           update_weighs="previous" (torch)
+        h = (1 − z) ⊙ h_prev + z ⊙ n                           update_weighs="candidate" (articles)
+
+    ``x (B, I)``, ``h_prev (B, H)``, ``weight_ih (3H, I)``, ``weight_hh (3H, H)``,
+    ``bias_ih``/``bias_hh (3H,)`` (optional). Returns ``(h, cache)``.
+    """
+    _check_gru(reset_after, update_weighs)
+    namespace(x, h_prev, *params.values())  # one backend for all
+    xw = input_projection(x, params)
+    h, core = gru_core_forward(xw, h_prev, params, reset_after, update_weighs)
+    return h, (x, h_prev, h, params, core, reset_after, update_weighs)
+
+
+@no_autograd
+def gru_step_backward(dh, cache):
+    """Backward of :func:`gru_step_forward` (equations in :func:`gru_core_backward`).
+
+    Returns a dict with keys ``'x'``, ``'h_prev'`` and each parameter name.
+    """
+    x, h_prev, h, params, core, reset_after, update_weighs = cache
+    dxw, dh_prev = gru_core_backward(dh, core)
+    grads = gru_param_grads(params, x, dxw, (h_prev,), (h,), [core], reset_after, update_weighs)
+    grads["x"] = dxw @ params["weight_ih"]
+    grads["h_prev"] = dh_prev
+    return grads
+
+
+GRU_CELL = Cell(
+    name="gru",
+    num_gates=3,
+    has_cell_state=False,
+    step_forward=gru_step_forward,
+    step_backward=gru_step_backward,
+    core_forward=gru_core_forward,
+    core_backward=gru_core_backward,
+    param_grads=gru_param_grads,
+    options={"reset_after": True, "update_weighs": "previous"},
+    check_options=_check_gru,
+)
+
+
+# ------------------------------------------------------------------------ simplified GRU
+
+
+def gru_simple_core_forward(xw, c_prev, params):
+    """One simplified-GRU step from ``xw = W_ih x + b_ih = [x_u, x_c]``:
+
+        Γ_u = σ(x_u + W_uc c_prev + b_hu),   c̃ = tanh(x_c + W_cc c_prev + b_hc)
+        c = c_prev + Γ_u ⊙ (c̃ − c_prev)       (= Γ_u ⊙ c̃ + (1 − Γ_u) ⊙ c_prev)
+    """
+    xp = namespace(xw)
+    H = c_prev.shape[-1]
+    a = xw + c_prev @ params["weight_hh"].T
+    if params.get("bias_hh") is not None:
+        a += params["bias_hh"]
+    u = sigmoid(xp, a[:, :H])
+    c_tilde = xp.tanh(a[:, H:])
+    c = c_prev + u * (c_tilde - c_prev)
+    return c, (c_prev, u, c_tilde, params["weight_hh"])
+
+
+def gru_simple_core_backward(dc, cache):
+    """Backward of :func:`gru_simple_core_forward`:
+
+        da_u = dc ⊙ (c̃ − c_prev) ⊙ Γ_u ⊙ (1 − Γ_u),   da_c = dc ⊙ Γ_u ⊙ (1 − c̃²)
+        dxw = [da_u, da_c],   dc_prev = dc ⊙ (1 − Γ_u) + W_hhᵀ dxw
+    """
+    c_prev, u, c_tilde, W_hh = cache
+    xp = namespace(dc)
+    da_u = dc * (c_tilde - c_prev) * u * (1.0 - u)
+    da_c = dc * u * (1.0 - c_tilde * c_tilde)
+    da = xp.concat([da_u, da_c], axis=1)
+    return da, dc * (1.0 - u) + da @ W_hh
+
+
+def gru_simple_param_grads(params, x, dxw, states_prev, states, core_caches):
+    """dW_ih = daᵀ x, dW_hh = daᵀ c_prev, db_ih = db_hh = Σ da (rows of all steps)."""
+    return linear_param_grads(params, x, dxw, states_prev[0])
+
+
+@no_autograd
+def gru_simple_step_forward(x, c_prev, params):
+    """One step of the simplified GRU (gate order u, c):
+
+        c̃ = tanh(W_c [c_prev, x] + b_c),   Γ_u = σ(W_u [c_prev, x] + b_u)
+        c = Γ_u ⊙ c̃ + (1 − Γ_u) ⊙ c_prev
+
+    with W [c_prev, x] stored split as W_ih x + W_hh c_prev and b = b_ih + b_hh:
+    ``weight_ih (2H, I)``, ``weight_hh (2H, H)``, ``bias_ih``/``bias_hh (2H,)`` (optional).
+    Returns ``(c, cache)``.
+    """
+    namespace(x, c_prev, *params.values())  # one backend for all
+    xw = input_projection(x, params)
+    c, core = gru_simple_core_forward(xw, c_prev, params)
+    return c, (x, c_prev, c, params, core)
+
+
+@no_autograd
+def gru_simple_step_backward(dc, cache):
+    """Backward of :func:`gru_simple_step_forward` (equations in :func:`gru_simple_core_backward`).
+
+    Returns a dict with keys ``'x'``, ``'h_prev'`` (the gradient of c_prev) and each
+    parameter name.
+    """
+    x, c_prev, c, params, core = cache
+    dxw, dc_prev = gru_simple_core_backward(dc, core)
+    grads = gru_simple_param_grads(params, x, dxw, (c_prev,), (c,), [core])
+    grads["x"] = dxw @ params["weight_ih"]
+    grads["h_prev"] = dc_prev
+    return grads
+
+
+GRU_SIMPLE_CELL = Cell(
+    name="gru_simple",
+    num_gates=2,
+    has_cell_state=False,
+    step_forward=gru_simple_step_forward,
+    step_backward=gru_simple_step_backward,
+    core_forward=gru_simple_core_forward,
+    core_backward=gru_simple_core_backward,
+    param_grads=gru_simple_param_grads,
+)

@@ -1,0 +1,160 @@
+"""The LSTM cell (optionally with Gers & Schmidhuber's peephole connections), by hand.
+
+Gate blocks in torch's order (i, f, g, o): W_ih = [W_ii; W_if; W_ig; W_io] (4H, I),
+W_hh (4H, H), b_ih, b_hh (4H,). The state is the pair (h, c):
+
+    i = σ(W_ii x + b_ii + W_hi h_{t−1} + b_hi [+ w_ci ⊙ c_{t−1}])     input gate
+    f = σ(W_if x + b_if + W_hf h_{t−1} + b_hf [+ w_cf ⊙ c_{t−1}])     forget gate
+    g = tanh(W_ig x + b_ig + W_hg h_{t−1} + b_hg)                      candidate
+    c_t = f ⊙ c_{t−1} + i ⊙ g
+    o = σ(W_io x + b_io + W_ho h_{t−1} + b_ho [+ w_co ⊙ c_t])         output gate
+    h_t = o ⊙ tanh(c_t)
+
+The bracketed peephole terms are present with ``peephole=True``: diagonal weights
+``weight_ci``, ``weight_cf``, ``weight_co`` of shape (H,); the input and forget gates
+look at the previous cell c_{t−1}, the output gate at the new cell c_t.
+"""
+
+from ..backend import namespace, no_autograd, sigmoid, zeros
+from .base import Cell, input_projection, linear_param_grads
+
+__all__ = ["lstm_step_forward", "lstm_step_backward", "lstm_core_forward", "lstm_core_backward", "LSTM_CELL"]
+
+PEEPHOLE_NAMES = ("weight_ci", "weight_cf", "weight_co")
+
+
+def _check_lstm(peephole=False):
+    if not isinstance(peephole, bool):
+        raise TypeError(f"peephole must be True or False, got {peephole!r}")
+
+
+def lstm_core_forward(xw, state_prev, params, peephole=False):
+    """One LSTM step from the input projection ``xw = W_ih x + b_ih``:
+
+        a = xw + W_hh h_prev + b_hh = [a_i, a_f, a_g, a_o]
+        i = σ(a_i [+ w_ci ⊙ c_prev]),  f = σ(a_f [+ w_cf ⊙ c_prev]),  g = tanh(a_g)
+        c = f ⊙ c_prev + i ⊙ g
+        o = σ(a_o [+ w_co ⊙ c]),  h = o ⊙ tanh(c)
+    """
+    h_prev, c_prev = state_prev
+    xp = namespace(xw)
+    H = h_prev.shape[-1]
+    a = xw + h_prev @ params["weight_hh"].T
+    if params.get("bias_hh") is not None:
+        a += params["bias_hh"]
+    a_i, a_f, a_g, a_o = a[:, :H], a[:, H : 2 * H], a[:, 2 * H : 3 * H], a[:, 3 * H :]
+    if peephole:
+        a_i = a_i + params["weight_ci"] * c_prev
+        a_f = a_f + params["weight_cf"] * c_prev
+    i, f, g = sigmoid(xp, a_i), sigmoid(xp, a_f), xp.tanh(a_g)
+    c = f * c_prev + i * g
+    if peephole:
+        a_o = a_o + params["weight_co"] * c
+    o = sigmoid(xp, a_o)
+    tanh_c = xp.tanh(c)
+    h = o * tanh_c
+    peep = tuple(params[k] for k in PEEPHOLE_NAMES) if peephole else None
+    return (h, c), (c_prev, i, f, g, o, tanh_c, params["weight_hh"], peep)
+
+
+def lstm_core_backward(dstate, cache):
+    """Backward of :func:`lstm_core_forward`; ``dstate = (dh, dc)``, returns ``(dxw, (dh_prev, dc_prev))``.
+
+        da_o = dh ⊙ tanh(c) ⊙ o ⊙ (1 − o)
+        dc  ← dc + dh ⊙ o ⊙ (1 − tanh²(c))  [+ da_o ⊙ w_co]
+        da_i = dc ⊙ g ⊙ i ⊙ (1 − i),   da_f = dc ⊙ c_prev ⊙ f ⊙ (1 − f)
+        da_g = dc ⊙ i ⊙ (1 − g²)
+        dxw = [da_i, da_f, da_g, da_o],   dh_prev = W_hhᵀ dxw
+        dc_prev = dc ⊙ f  [+ da_i ⊙ w_ci + da_f ⊙ w_cf]
+    """
+    dh, dc = dstate
+    c_prev, i, f, g, o, tanh_c, W_hh, peep = cache
+    xp = namespace(dh)
+    da_o = dh * tanh_c * o * (1.0 - o)
+    dc = dc + dh * o * (1.0 - tanh_c * tanh_c)
+    if peep is not None:
+        dc = dc + da_o * peep[2]
+    da_i = dc * g * i * (1.0 - i)
+    da_f = dc * c_prev * f * (1.0 - f)
+    da_g = dc * i * (1.0 - g * g)
+    dc_prev = dc * f
+    if peep is not None:
+        dc_prev = dc_prev + da_i * peep[0] + da_f * peep[1]
+    da = xp.concat([da_i, da_f, da_g, da_o], axis=1)
+    return da, (da @ W_hh, dc_prev)
+
+
+def lstm_param_grads(params, x, dxw, states_prev, states, core_caches, peephole=False):
+    """dW_ih = daᵀ x, dW_hh = daᵀ h_prev, db_ih = db_hh = Σ da, and with peepholes
+
+        dw_ci = Σ da_i ⊙ c_prev,   dw_cf = Σ da_f ⊙ c_prev,   dw_co = Σ da_o ⊙ c
+    (sums over the rows of all steps).
+    """
+    h_prev, c_prev = states_prev
+    grads = linear_param_grads(params, x, dxw, h_prev)
+    if peephole:
+        xp = namespace(dxw)
+        H = h_prev.shape[-1]
+        c = states[1]
+        grads["weight_ci"] = xp.sum(dxw[:, :H] * c_prev, axis=0)
+        grads["weight_cf"] = xp.sum(dxw[:, H : 2 * H] * c_prev, axis=0)
+        grads["weight_co"] = xp.sum(dxw[:, 3 * H :] * c, axis=0)
+    return grads
+
+
+@no_autograd
+def lstm_step_forward(x, state_prev, params, peephole=False):
+    """One LSTM step (gate order i, f, g, o); ``state_prev = (h_prev, c_prev)``:
+
+        i = σ(W_ii x + b_ii + W_hi h_prev + b_hi [+ w_ci ⊙ c_prev])
+        f = σ(W_if x + b_if + W_hf h_prev + b_hf [+ w_cf ⊙ c_prev])
+        g = tanh(W_ig x + b_ig + W_hg h_prev + b_hg)
+        c = f ⊙ c_prev + i ⊙ g
+        o = σ(W_io x + b_io + W_ho h_prev + b_ho [+ w_co ⊙ c])
+        h = o ⊙ tanh(c)
+
+    ``x (B, I)``, ``h_prev, c_prev (B, H)``, ``weight_ih (4H, I)``, ``weight_hh (4H, H)``,
+    ``bias_ih``/``bias_hh (4H,)`` (optional), with ``peephole=True`` also
+    ``weight_ci``, ``weight_cf``, ``weight_co (H,)``. Returns ``((h, c), cache)``.
+    """
+    _check_lstm(peephole)
+    h_prev, c_prev = state_prev
+    namespace(x, h_prev, c_prev, *params.values())  # one backend for all
+    xw = input_projection(x, params)
+    state, core = lstm_core_forward(xw, (h_prev, c_prev), params, peephole)
+    return state, (x, (h_prev, c_prev), state, params, core, peephole)
+
+
+@no_autograd
+def lstm_step_backward(dstate, cache):
+    """Backward of :func:`lstm_step_forward` (equations in :func:`lstm_core_backward`);
+    ``dstate = (dh, dc)`` (either may be ``None`` for zero).
+
+    Returns a dict with keys ``'x'``, ``'h_prev'``, ``'c_prev'`` and each parameter name.
+    """
+    x, state_prev, state, params, core, peephole = cache
+    dh, dc = dstate
+    xp = namespace(x)
+    dh = zeros(xp, state[0].shape, state[0]) if dh is None else dh
+    dc = zeros(xp, state[1].shape, state[1]) if dc is None else dc
+    dxw, (dh_prev, dc_prev) = lstm_core_backward((dh, dc), core)
+    grads = lstm_param_grads(params, x, dxw, state_prev, state, [core], peephole)
+    grads["x"] = dxw @ params["weight_ih"]
+    grads["h_prev"] = dh_prev
+    grads["c_prev"] = dc_prev
+    return grads
+
+
+LSTM_CELL = Cell(
+    name="lstm",
+    num_gates=4,
+    has_cell_state=True,
+    step_forward=lstm_step_forward,
+    step_backward=lstm_step_backward,
+    core_forward=lstm_core_forward,
+    core_backward=lstm_core_backward,
+    param_grads=lstm_param_grads,
+    options={"peephole": False},
+    check_options=_check_lstm,
+    extra_param_names=lambda peephole=False: PEEPHOLE_NAMES if peephole else (),
+)

@@ -1,0 +1,324 @@
+"""Unrolling and BPTT: gradient checks with masks, reverse and truncation; properties."""
+
+import numpy as np
+import pytest
+import torch
+from conftest import check_grads, rel_error
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from rnnkit.cells import get_cell
+from rnnkit.sequence import sequence_backward, sequence_forward
+from rnnkit.text import lengths_to_mask
+
+I, H = 3, 4
+PROPERTY = settings(max_examples=20, deadline=None, derandomize=True)
+
+VARIANTS = [
+    ("rnn", {"nonlinearity": "tanh"}),
+    ("rnn", {"nonlinearity": "relu"}),
+    ("gru", {"reset_after": True, "update_weighs": "previous"}),
+    ("gru", {"reset_after": True, "update_weighs": "candidate"}),
+    ("gru", {"reset_after": False, "update_weighs": "previous"}),
+    ("gru", {"reset_after": False, "update_weighs": "candidate"}),
+    ("gru_simple", {}),
+    ("lstm", {"peephole": False}),
+    ("lstm", {"peephole": True}),
+]
+IDS = [f"{n}-{'-'.join(map(str, o.values()))}" for n, o in VARIANTS]
+
+
+def make_params(cell, rng, bias=True, scale=0.6, **options):
+    shapes = get_cell(cell).param_shapes(I, H, bias, **options)
+    return {name: rng.uniform(-scale, scale, shape) for name, shape in shapes.items()}
+
+
+def parts(cell, state):
+    return tuple(state) if get_cell(cell).has_cell_state else (state,)
+
+
+def pack(cell, parts_):
+    return tuple(parts_) if get_cell(cell).has_cell_state else parts_[0]
+
+
+def random_problem(name, options, rng, T, B, lengths=None):
+    cell = get_cell(name)
+    n = 2 if cell.has_cell_state else 1
+    return dict(
+        params=make_params(cell, rng, **options),
+        x=rng.standard_normal((T, B, I)),
+        state0=pack(cell, [rng.standard_normal((B, H)) for _ in range(n)]),
+        w=rng.standard_normal((T, B, H)),
+        w_T=pack(cell, [rng.standard_normal((B, H)) for _ in range(n)]),
+        mask=None if lengths is None else lengths_to_mask(np.array(lengths), T),
+    )
+
+
+def scalar_loss(name, hs, state_T, w, w_T):
+    return float(np.sum(w * hs)) + sum(float(np.sum(a * b)) for a, b in zip(parts(name, w_T), parts(name, state_T)))
+
+
+# --------------------------------------------------------------------- gradient checks
+
+
+@pytest.mark.parametrize("reverse", [False, True])
+@pytest.mark.parametrize("name, options", VARIANTS, ids=IDS)
+def test_sequence_gradcheck_with_mask(name, options, reverse, rng):
+    T, lengths = 5, [5, 2, 4]
+    p = random_problem(name, options, rng, T, len(lengths), lengths)
+
+    def run():
+        return sequence_forward(name, p["x"], p["state0"], p["params"], mask=p["mask"], reverse=reverse, **options)
+
+    def loss():
+        hs, state_T, _ = run()
+        return scalar_loss(name, hs, state_T, p["w"], p["w_T"])
+
+    _, _, cache = run()
+    dx, dstate0, grads = sequence_backward(p["w"], p["w_T"], cache)
+    analytic = {"x": dx, **grads}
+    arrays = {"x": p["x"], **p["params"]}
+    for k, (s, d) in enumerate(zip(parts(name, p["state0"]), parts(name, dstate0))):
+        arrays[f"state0_{k}"], analytic[f"state0_{k}"] = s, d
+    check_grads(loss, arrays, analytic, entries=40, tol=1e-7)
+    # padded steps: no input gradient
+    assert np.all(dx[~p["mask"].astype(bool)] == 0.0)
+
+
+def _chunked_truncated_loss(name, options, p, lengths, k, reverse):
+    """Σ over sequences, run alone, of the loss with the state entering every chunk of k
+    steps held fixed at its current value: its gradient is truncated BPTT's."""
+    boundaries = []
+    for b, L in enumerate(lengths):
+        order = np.arange(L)[::-1] if reverse else np.arange(L)  # processing order
+        x_b = p["x"][order, b : b + 1]
+        state = pack(name, [s[b : b + 1] for s in parts(name, p["state0"])])
+        starts = list(range(0, L, k))
+        fixed = []
+        for s in starts:
+            fixed.append(tuple(a.copy() for a in parts(name, state)))
+            _, state, _ = sequence_forward(name, x_b[s : s + k], state, p["params"], **options)
+        boundaries.append((order, x_b, starts, fixed))
+
+    def loss():
+        total = 0.0
+        for b, (order, x_b, starts, fixed) in enumerate(boundaries):
+            x_b = p["x"][order, b : b + 1]  # re-read: p["x"] may be perturbed
+            for j, s in enumerate(starts):
+                state0 = fixed[j] if j > 0 else parts(name, p["state0"])
+                state0 = pack(name, [a[b : b + 1] if j == 0 else a for a in state0])
+                hs, state_T, _ = sequence_forward(name, x_b[s : s + k], state0, p["params"], **options)
+                total += float(np.sum(p["w"][order[s : s + k], b : b + 1] * hs))
+                if j == len(starts) - 1:
+                    for wt, st_ in zip(parts(name, p["w_T"]), parts(name, state_T)):
+                        total += float(np.sum(wt[b : b + 1] * st_))
+        return total
+
+    return loss
+
+
+@pytest.mark.parametrize("reverse", [False, True])
+@pytest.mark.parametrize("name, options", [VARIANTS[k] for k in (0, 4, 6, 8)], ids=[IDS[k] for k in (0, 4, 6, 8)])
+def test_truncated_bptt_gradcheck(name, options, reverse, rng):
+    T, k, lengths = 7, 3, [7, 5, 2]
+    p = random_problem(name, options, rng, T, len(lengths), lengths)
+    _, _, cache = sequence_forward(name, p["x"], p["state0"], p["params"], mask=p["mask"], reverse=reverse, **options)
+    dx, dstate0, grads = sequence_backward(p["w"], p["w_T"], cache, truncate=k)
+    loss = _chunked_truncated_loss(name, options, p, lengths, k, reverse)
+    analytic = {"x": dx, **grads}
+    arrays = {"x": p["x"], **p["params"]}
+    for j, (s, d) in enumerate(zip(parts(name, p["state0"]), parts(name, dstate0))):
+        arrays[f"state0_{j}"], analytic[f"state0_{j}"] = s, d
+    check_grads(loss, arrays, analytic, entries=30, tol=1e-7)
+    # and truncation really changed something
+    _, _, full = sequence_backward(p["w"], p["w_T"], cache)
+    assert rel_error(full["weight_hh"], grads["weight_hh"]) > 1e-6
+
+
+# ------------------------------------------------------------------------ properties
+
+
+@PROPERTY
+@given(
+    variant=st.sampled_from(range(len(VARIANTS))),
+    lengths=st.lists(st.integers(1, 6), min_size=1, max_size=4),
+    extra=st.integers(0, 2),
+    reverse=st.booleans(),
+    truncate=st.one_of(st.none(), st.integers(1, 4)),
+    seed=st.integers(0, 2**16),
+)
+def test_padded_batch_equals_sequences_run_one_by_one(variant, lengths, extra, reverse, truncate, seed):
+    name, options = VARIANTS[variant]
+    rng = np.random.default_rng(seed)
+    T = max(lengths) + extra
+    p = random_problem(name, options, rng, T, len(lengths), lengths)
+    p["x"][~p["mask"].astype(bool)] = np.nan  # padding is ignored, whatever it holds
+    hs, state_T, cache = sequence_forward(
+        name, p["x"], p["state0"], p["params"], mask=p["mask"], reverse=reverse, **options
+    )
+    dx, dstate0, grads = sequence_backward(p["w"], p["w_T"], cache, truncate=truncate)
+
+    summed = {k: np.zeros_like(v) for k, v in grads.items()}
+    for b, L in enumerate(lengths):
+        one = lambda a: a[b : b + 1]  # noqa: E731
+        s0 = pack(name, [one(s) for s in parts(name, p["state0"])])
+        x_b = p["x"][:L, b : b + 1]
+        hs_b, state_b, cache_b = sequence_forward(name, x_b, s0, p["params"], reverse=reverse, **options)
+        w_T = pack(name, [one(w) for w in parts(name, p["w_T"])])
+        dx_b, dstate0_b, grads_b = sequence_backward(p["w"][:L, b : b + 1], w_T, cache_b, truncate=truncate)
+        np.testing.assert_allclose(hs[:L, b : b + 1], hs_b, rtol=1e-12, atol=1e-13)
+        assert np.all(hs[L:, b] == 0.0) and np.all(dx[L:, b] == 0.0)
+        np.testing.assert_allclose(dx[:L, b : b + 1], dx_b, rtol=1e-12, atol=1e-13)
+        for ours, alone in zip(parts(name, state_T), parts(name, state_b)):
+            np.testing.assert_allclose(one(ours), alone, rtol=1e-12, atol=1e-13)
+        for ours, alone in zip(parts(name, dstate0), parts(name, dstate0_b)):
+            np.testing.assert_allclose(one(ours), alone, rtol=1e-12, atol=1e-13)
+        for k in summed:
+            summed[k] += grads_b[k]
+    for k in grads:
+        np.testing.assert_allclose(grads[k], summed[k], rtol=1e-11, atol=1e-12)
+
+
+@PROPERTY
+@given(
+    variant=st.sampled_from(range(len(VARIANTS))),
+    T=st.integers(1, 6),
+    more=st.integers(0, 3),
+    masked=st.booleans(),
+    reverse=st.booleans(),
+    seed=st.integers(0, 2**16),
+)
+def test_truncate_at_least_T_is_full_bptt(variant, T, more, masked, reverse, seed):
+    name, options = VARIANTS[variant]
+    rng = np.random.default_rng(seed)
+    lengths = list(rng.integers(1, T + 1, size=3)) if masked else None
+    p = random_problem(name, options, rng, T, 3, lengths)
+    _, _, cache = sequence_forward(name, p["x"], p["state0"], p["params"], mask=p["mask"], reverse=reverse, **options)
+    full = sequence_backward(p["w"], p["w_T"], cache)
+    truncated = sequence_backward(p["w"], p["w_T"], cache, truncate=T + more)
+    np.testing.assert_array_equal(full[0], truncated[0])
+    for a, b in zip(parts(name, full[1]), parts(name, truncated[1])):
+        np.testing.assert_array_equal(a, b)
+    for k in full[2]:
+        np.testing.assert_array_equal(full[2][k], truncated[2][k])
+
+
+TORCH_CELLS = {"rnn": torch.nn.RNNCell, "gru": torch.nn.GRUCell, "lstm": torch.nn.LSTMCell}
+
+
+@PROPERTY
+@given(
+    name=st.sampled_from(sorted(TORCH_CELLS)),
+    T=st.integers(1, 8),
+    k=st.integers(1, 5),
+    seed=st.integers(0, 2**16),
+)
+def test_truncation_equals_torch_detach_every_k_steps(name, T, k, seed):
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    B = 2
+    tcell = TORCH_CELLS[name](I, H, dtype=torch.float64)
+    lstm = name == "lstm"
+    x = torch.tensor(rng.standard_normal((T, B, I)), requires_grad=True)
+    s0 = [torch.tensor(rng.standard_normal((B, H)), requires_grad=True) for _ in range(2 if lstm else 1)]
+    w = torch.tensor(rng.standard_normal((T, B, H)))
+    state = tuple(s0) if lstm else s0[0]
+    loss = 0.0
+    for t in range(T):
+        if t > 0 and t % k == 0:  # h.detach() every k steps
+            state = tuple(s.detach() for s in state) if lstm else state.detach()
+        state = tcell(x[t], state)
+        loss = loss + (w[t] * (state[0] if lstm else state)).sum()
+    loss.backward()
+
+    params = {n: p.detach().numpy().copy() for n, p in tcell.named_parameters()}
+    s0_np = pack(name, [s.detach().numpy() for s in s0])
+    _, _, cache = sequence_forward(name, x.detach().numpy(), s0_np, params)
+    dx, dstate0, grads = sequence_backward(w.numpy(), None, cache, truncate=k)
+    assert rel_error(dx, x.grad.numpy()) < 1e-12
+    for ours, s in zip(parts(name, dstate0), s0):
+        assert rel_error(ours, s.grad.numpy()) < 1e-12
+    for n, p in tcell.named_parameters():
+        assert rel_error(grads[n], p.grad.numpy()) < 1e-12, n
+
+
+@PROPERTY
+@given(
+    variant=st.sampled_from(range(len(VARIANTS))),
+    T=st.integers(1, 6),
+    truncate=st.one_of(st.none(), st.integers(1, 3)),
+    seed=st.integers(0, 2**16),
+)
+def test_reverse_is_forward_on_the_flipped_sequence(variant, T, truncate, seed):
+    name, options = VARIANTS[variant]
+    rng = np.random.default_rng(seed)
+    p = random_problem(name, options, rng, T, 2)
+    hs, state_T, cache = sequence_forward(name, p["x"], p["state0"], p["params"], reverse=True, **options)
+    hs_f, state_f, cache_f = sequence_forward(name, p["x"][::-1], p["state0"], p["params"], **options)
+    np.testing.assert_allclose(hs, hs_f[::-1], rtol=1e-13, atol=1e-14)
+    dx, dstate0, grads = sequence_backward(p["w"], p["w_T"], cache, truncate=truncate)
+    w_flipped = np.ascontiguousarray(p["w"][::-1])
+    dx_f, dstate0_f, grads_f = sequence_backward(w_flipped, p["w_T"], cache_f, truncate=truncate)
+    np.testing.assert_allclose(dx, dx_f[::-1], rtol=1e-12, atol=1e-13)
+    for k in grads:
+        np.testing.assert_allclose(grads[k], grads_f[k], rtol=1e-12, atol=1e-13)
+
+
+# ------------------------------------------------------------------------- the rest
+
+
+@pytest.mark.parametrize("name, options", [VARIANTS[k] for k in (1, 5, 6, 8)], ids=[IDS[k] for k in (1, 5, 6, 8)])
+def test_torch_backend_gives_the_numpy_results(name, options, rng):
+    T, lengths = 5, [5, 3, 1]
+    p = random_problem(name, options, rng, T, 3, lengths)
+    hs, state_T, cache = sequence_forward(
+        name, p["x"], p["state0"], p["params"], mask=p["mask"], reverse=True, **options
+    )
+    dx, dstate0, grads = sequence_backward(p["w"], p["w_T"], cache, truncate=2)
+
+    tt = torch.from_numpy
+    tpack = lambda s: pack(name, [tt(a) for a in parts(name, s)])  # noqa: E731
+    t_params = {k: tt(v) for k, v in p["params"].items()}
+    t_hs, t_state_T, t_cache = sequence_forward(
+        name, tt(p["x"]), tpack(p["state0"]), t_params, mask=tt(p["mask"]), reverse=True, **options
+    )
+    t_dx, t_dstate0, t_grads = sequence_backward(tt(p["w"]), tpack(p["w_T"]), t_cache, truncate=2)
+    for ours, theirs in [(hs, t_hs), (dx, t_dx), *zip(parts(name, state_T), parts(name, t_state_T))]:
+        assert isinstance(theirs, torch.Tensor)
+        np.testing.assert_allclose(theirs.numpy(), ours, rtol=0, atol=1e-13)
+    for k in grads:
+        np.testing.assert_allclose(t_grads[k].numpy(), grads[k], rtol=0, atol=1e-12)
+
+
+def test_missing_gradients_are_zero(rng):
+    p = random_problem("lstm", {}, rng, 4, 2)
+    _, _, cache = sequence_forward("lstm", p["x"], None, p["params"])
+    dx0, ds0, g0 = sequence_backward(None, (None, p["w_T"][1]), cache)
+    dx1, ds1, g1 = sequence_backward(np.zeros((4, 2, H)), (np.zeros((2, H)), p["w_T"][1]), cache)
+    np.testing.assert_array_equal(dx0, dx1)
+    for k in g0:
+        np.testing.assert_array_equal(g0[k], g1[k])
+    dx2, _, g2 = sequence_backward(None, None, cache)
+    assert not dx2.any() and not any(v.any() for v in g2.values())
+
+
+def test_float32_runs_in_float32(rng):
+    p = random_problem("gru", {}, rng, 4, 2)
+    params = {k: v.astype(np.float32) for k, v in p["params"].items()}
+    hs, h_T, cache = sequence_forward("gru", p["x"].astype(np.float32), None, params)
+    dx, dh0, grads = sequence_backward(p["w"].astype(np.float32), None, cache)
+    assert hs.dtype == h_T.dtype == dx.dtype == dh0.dtype == np.float32
+    assert all(g.dtype == np.float32 for g in grads.values())
+
+
+def test_changing_the_outputs_does_not_change_the_gradients(rng):
+    p = random_problem("lstm", {}, rng, 4, 2)
+    hs, (h_T, c_T), cache = sequence_forward("lstm", p["x"], None, p["params"])
+    before = sequence_backward(p["w"], None, cache)
+    hs *= 100.0
+    h_T *= 100.0
+    c_T *= 100.0
+    after = sequence_backward(p["w"], None, cache)
+    np.testing.assert_array_equal(before[0], after[0])
+    for k in before[2]:
+        np.testing.assert_array_equal(before[2][k], after[2][k])
