@@ -100,3 +100,13 @@ def test_expect_close_explains_axes_scales_and_known_mistakes():
         bad = want.copy()
         bad[1, 2, 3] += 5
         expect_close(bad, want, "h")
+
+
+def test_a_plain_import_of_an_allowed_module_does_not_open_the_package():
+    source = ("import numpy as np\nimport rnnkit.gradcheck\n"
+              "def one_hot(ids, vocab_size):\n"
+              "    return np.asarray(rnnkit.embedding.one_hot(np.asarray(ids), vocab_size))\n")
+    with pytest.raises(CheckFailure, match="rnnkit.embedding.one_hot"):
+        check("sequence_data.one_hot", source=source, seed=0)
+    allowed = "import rnnkit.gradcheck\nreport = rnnkit.gradcheck.grad_check\n"
+    assert forbidden_uses(allowed, ("rnnkit.gradcheck",), ("rnnkit",)) == []

@@ -185,6 +185,9 @@ def forbidden_uses(source: str, allowed: tuple[str, ...], forbidden: tuple[str, 
             names = [f"{node.module}.{a.name}" for a in node.names]
             if refused(node.module) and not all(not refused(n) for n in names):
                 uses += [n for n in names if refused(n)]
+        elif _isinstance(node, ast.Attribute) and _dotted(node) and refused(_dotted(node)):
+            # `import rnnkit.gradcheck` binds the name `rnnkit`: `rnnkit.cells...` must not follow
+            uses.append(_dotted(node))
         elif _isinstance(node, ast.Name) and node.id in _DYNAMIC_IMPORT:
             uses.append(node.id)
         elif _isinstance(node, ast.Attribute) and (node.attr in _DYNAMIC_IMPORT or ast.unparse(node) == "sys.modules"):
@@ -192,6 +195,17 @@ def forbidden_uses(source: str, allowed: tuple[str, ...], forbidden: tuple[str, 
         elif _isinstance(node, ast.Constant) and _isinstance(node.value, str) and refused(node.value.strip()):
             uses.append(repr(node.value))
     return list(dict.fromkeys(uses))
+
+
+def _dotted(node) -> str | None:
+    """``a.b.c`` for an attribute chain rooted at a plain name, else None."""
+    parts = []
+    while _isinstance(node, ast.Attribute):
+        parts.append(node.attr)
+        node = node.value
+    if not _isinstance(node, ast.Name):
+        return None
+    return ".".join([node.id, *reversed(parts)])
 
 
 class ImportGuard:
