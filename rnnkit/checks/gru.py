@@ -1,0 +1,250 @@
+"""Checks for exercise 6, gated recurrent units: the simplified GRU (update gate only), the full
+GRU step in torch's convention, its backward step, and the change of update-gate convention.
+
+Expected values come from ``rnnkit.cells`` on fresh random inputs. The values that typical mistakes
+produce are computed from rnnkit with the mistake applied (another convention, permuted or negated
+gate blocks) or, where rnnkit has no switch for it, by the few lines of numpy below that redo the
+step with the mistake in it.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from rnnkit.cells import gru_simple_step_forward as _simple_forward
+from rnnkit.cells import gru_step_backward as _gru_backward
+from rnnkit.cells import gru_step_forward as _gru_forward
+from rnnkit.checks._cells import (check_array_out, copy_params, expect_grads, expect_unchanged, forward_or_fail,
+                                  negate_block, permute_blocks, random_params, sigmoid, unpack_pair, with_cases)
+from rnnkit.checks.core import CheckFailure, call_student, expect_close, student_function
+
+PARAM_NAMES = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
+GRAD_KEYS = ("x", "h_prev") + PARAM_NAMES
+
+
+def _inputs(rng, batch, input_size, hidden, gates, scale, zero_state):
+    params = random_params(rng, input_size, hidden, gates, scale=scale)
+    x = rng.normal(size=(batch, input_size))
+    h_prev = np.zeros((batch, hidden)) if zero_state else rng.normal(0.0, 0.8, size=(batch, hidden))
+    return x, h_prev, params
+
+
+STATE_AXES = ("B", "H")
+
+
+# ------------------------------------------------------------------------------ simplified GRU
+
+def _simple_mistakes(x, c_prev, p):
+    """c_t for typical mistakes in the one-gate GRU (gate order u, c)."""
+    H = c_prev.shape[1]
+    a = x @ p["weight_ih"].T + p["bias_ih"] + c_prev @ p["weight_hh"].T + p["bias_hh"]
+    a_u, a_c = a[:, :H], a[:, H:]
+    u, c_tilde = sigmoid(a_u), np.tanh(a_c)
+    only_ih = x @ p["weight_ih"].T + p["bias_ih"] + c_prev @ p["weight_hh"].T
+    only_hh = x @ p["weight_ih"].T + c_prev @ p["weight_hh"].T + p["bias_hh"]
+
+    def from_a(a2):
+        return sigmoid(a2[:, :H]) * np.tanh(a2[:, H:]) + (1 - sigmoid(a2[:, :H])) * c_prev
+
+    return {
+        "Γ_u and 1 − Γ_u are swapped: the update gate weighs the candidate, "
+        "c_t = Γ_u ⊙ c̃_t + (1 − Γ_u) ⊙ c_{t−1}": _simple_forward(x, c_prev, negate_block(p, 0, H))[0],
+        "the two gate blocks are swapped: rows 0…H−1 of the weights belong to the update gate Γ_u and "
+        "rows H…2H−1 to the candidate c̃ (gate order u, c)":
+            _simple_forward(x, c_prev, permute_blocks(p, [1, 0], H))[0],
+        "the update gate uses tanh; a gate must lie between 0 and 1, so it needs σ":
+            np.tanh(a_u) * c_tilde + (1 - np.tanh(a_u)) * c_prev,
+        "the candidate c̃ uses σ; it needs tanh (values between −1 and 1)": u * sigmoid(a_c) + (1 - u) * c_prev,
+        "the term (1 − Γ_u) ⊙ c_{t−1} is missing: where the gate is closed the old memory must be kept":
+            u * c_tilde,
+        "the result is the candidate c̃_t alone; the update gate must mix it with c_{t−1}": c_tilde,
+        "bias_hh is missing: the bias b of the equations is bias_ih + bias_hh": from_a(only_ih),
+        "bias_ih is missing: the bias b of the equations is bias_ih + bias_hh": from_a(only_hh),
+    }
+
+
+@with_cases
+def simple_forward(ns, rng, batch=3, input_size=4, hidden=5, scale=0.5, zero_state=False):
+    """``gru_simple_step_forward(x, c_prev, params)`` returns ``(c, cache)``, c of shape (B, H)."""
+    fname = "gru_simple_step_forward"
+    fn = student_function(ns, fname)
+    x, c_prev, params = _inputs(rng, batch, input_size, hidden, 2, scale, zero_state)
+    want, _ = _simple_forward(x, c_prev, params)
+    args = {"x": x.copy(), "c_prev": c_prev.copy(), "params": copy_params(params)}
+    c, _cache = unpack_pair(call_student(fn, args["x"], args["c_prev"], args["params"]), fname, "(c, cache)")
+    expect_unchanged({"x": x, "c_prev": c_prev, "params": params}, args, fname)
+    check_array_out(c, want, "c", axes=STATE_AXES, mistakes=_simple_mistakes(x, c_prev, params))
+    return f"{fname}: correct (B={batch}, I={input_size}, H={hidden})"
+
+
+# ---------------------------------------------------------------------------- full GRU forward
+
+def _gru_pieces(x, h_prev, p):
+    H = h_prev.shape[1]
+    xw = x @ p["weight_ih"].T + p["bias_ih"]
+    hw = h_prev @ p["weight_hh"].T + p["bias_hh"]
+    xr, xz, xn = xw[:, :H], xw[:, H:2 * H], xw[:, 2 * H:]
+    hr, hz, hn = hw[:, :H], hw[:, H:2 * H], hw[:, 2 * H:]
+    return H, xr, xz, xn, hr, hz, hn
+
+
+def _forward_mistakes(x, h_prev, p):
+    """h_t for typical mistakes in the full GRU step, torch's convention asked."""
+    H, xr, xz, xn, hr, hz, hn = _gru_pieces(x, h_prev, p)
+    r, z = sigmoid(xr + hr), sigmoid(xz + hz)
+
+    def mix(n, zz=z):
+        return (1 - zz) * n + zz * h_prev
+
+    hn_no_bias = h_prev @ p["weight_hh"][2 * H:].T
+    return {
+        "z and 1 − z are swapped: in torch's convention z weighs the previous state, "
+        "h_t = (1 − z) ⊙ n + z ⊙ h_{t−1}": _gru_forward(x, h_prev, p, update_weighs="candidate")[0],
+        "the reset gate is applied to h_{t−1} before the matrix, W_hn (r ⊙ h_{t−1}) (the articles' and Cho's "
+        "convention); torch applies it after: r ⊙ (W_hn h_{t−1} + b_hn)":
+            _gru_forward(x, h_prev, p, reset_after=False)[0],
+        "the gates r and z are swapped: the first H rows are the reset gate r, the next H the update gate z "
+        "(torch's order r, z, n)": _gru_forward(x, h_prev, permute_blocks(p, [1, 0, 2], H))[0],
+        "the reset gate multiplies the input part W_in x_t + b_in; it belongs on the recurrent part "
+        "W_hn h_{t−1} + b_hn": mix(np.tanh(r * xn + hn)),
+        "the reset gate multiplies the input part as well; only the recurrent part W_hn h_{t−1} + b_hn is reset":
+            mix(np.tanh(r * (xn + hn))),
+        "the reset gate r is not used: n = tanh(W_in x_t + b_in + r ⊙ (W_hn h_{t−1} + b_hn))":
+            mix(np.tanh(xn + hn)),
+        "b_hn is outside the reset: torch resets the whole recurrent part, r ⊙ (W_hn h_{t−1} + b_hn)":
+            mix(np.tanh(xn + r * hn_no_bias + p["bias_hh"][2 * H:])),
+        "the gates use tanh; r and z must lie between 0 and 1, so they need σ":
+            mix(np.tanh(xn + np.tanh(xr + hr) * hn), np.tanh(xz + hz)),
+        "the candidate n uses σ; it needs tanh": mix(sigmoid(xn + r * hn)),
+    }
+
+
+@with_cases
+def forward(ns, rng, batch=3, input_size=4, hidden=5, scale=0.5, zero_state=False):
+    """``gru_step_forward(x, h_prev, params)`` returns ``(h, cache)`` (torch's convention)."""
+    fname = "gru_step_forward"
+    fn = student_function(ns, fname)
+    x, h_prev, params = _inputs(rng, batch, input_size, hidden, 3, scale, zero_state)
+    want, _ = _gru_forward(x, h_prev, params)
+    args = {"x": x.copy(), "h_prev": h_prev.copy(), "params": copy_params(params)}
+    h, _cache = unpack_pair(call_student(fn, args["x"], args["h_prev"], args["params"]), fname, "(h, cache)")
+    expect_unchanged({"x": x, "h_prev": h_prev, "params": params}, args, fname)
+    check_array_out(h, want, "h", axes=STATE_AXES, mistakes=_forward_mistakes(x, h_prev, params))
+    return f"{fname}: correct (B={batch}, I={input_size}, H={hidden})"
+
+
+# --------------------------------------------------------------------------- full GRU backward
+
+def backward_reference(x, h_prev, p, dh, mistake=None):
+    """The GRU step's gradients (torch's convention) in plain numpy, optionally with one mistake.
+
+    ``mistake=None`` gives rnnkit's values (tested in tests/test_checks_gru.py); the others are
+    the typical errors the feedback names.
+    """
+    H, xr, xz, xn, hr, hz, hn = _gru_pieces(x, h_prev, p)
+    r, z = sigmoid(xr + hr), sigmoid(xz + hz)
+    n = np.tanh(xn + r * hn)
+    dn, dz = dh * (1 - z), dh * (h_prev - n)
+    direct = dh * z
+    if mistake == "dz_sign":
+        dz = -dz
+    if mistake == "z_swapped":
+        dn, dz, direct = dh * z, dh * (n - h_prev), dh * (1 - z)
+    if mistake == "no_direct":
+        direct = 0 * dh
+    da_n = dn if mistake == "no_tanh" else dn * (1 - n * n)
+    da_z = dz if mistake in ("no_sigmoid", "no_sigmoid_z") else dz * z * (1 - z)
+    dr = da_n * hn
+    da_r = dr if mistake in ("no_sigmoid", "no_sigmoid_r") else dr * r * (1 - r)
+    dxw = np.concatenate([da_r, da_z, da_n], axis=1)
+    dhw = np.concatenate([da_r, da_z, da_n if mistake == "hn_without_r" else r * da_n], axis=1)
+    dh_prev = direct + dhw @ p["weight_hh"]
+    if mistake == "no_recurrent":
+        dh_prev = direct
+    return {"x": dxw @ p["weight_ih"], "h_prev": dh_prev, "weight_ih": dxw.T @ x, "weight_hh": dhw.T @ h_prev,
+            "bias_ih": dxw.sum(axis=0), "bias_hh": dhw.sum(axis=0)}
+
+
+BACKWARD_MISTAKES = {
+    "no_sigmoid": "the derivative of σ is missing at both gates: da = d(gate) ⊙ σ(a) ⊙ (1 − σ(a))",
+    "no_sigmoid_z": "the derivative of σ is missing at the update gate: da_z = dz ⊙ z ⊙ (1 − z)",
+    "no_sigmoid_r": "the derivative of σ is missing at the reset gate: da_r = dr ⊙ r ⊙ (1 − r)",
+    "no_tanh": "the derivative of tanh is missing at the candidate: da_n = dn ⊙ (1 − n²)",
+    "no_direct": "dh_prev misses the direct path z ⊙ dh: h_t = (1 − z) ⊙ n + z ⊙ h_{t−1} "
+                 "contains h_{t−1} itself, besides the paths through r, z and n",
+    "no_recurrent": "dh_prev has only the direct path z ⊙ dh; h_{t−1} also enters r, z and n through W_hh, "
+                    "which adds W_hhᵀ [da_r, da_z, r ⊙ da_n]",
+    "dz_sign": "dz has the wrong sign: h_t = n + z ⊙ (h_{t−1} − n), so dz = dh ⊙ (h_{t−1} − n)",
+    "z_swapped": "z and 1 − z are swapped (the articles' convention): in torch's, dn = dh ⊙ (1 − z) and "
+                 "the direct path is dh ⊙ z",
+    "hn_without_r": "the gradient of the recurrent candidate part W_hn h_{t−1} + b_hn lacks the reset gate: "
+                    "it is r ⊙ da_n (da_n itself goes to W_in, b_in and x)",
+}
+
+
+def _grad_axes(hidden):
+    return {"x": ("B", "I"), "h_prev": ("B", "H"), "weight_ih": ("3H", "I"), "weight_hh": ("3H", "H")}
+
+
+@with_cases
+def backward(ns, rng, batch=3, input_size=4, hidden=5, scale=0.5, zero_state=False):
+    """``gru_step_backward(dh, cache)`` returns a dict with keys x, h_prev and the parameter names."""
+    fname = "gru_step_backward"
+    fwd = student_function(ns, "gru_step_forward")
+    fn = student_function(ns, fname)
+    x, h_prev, params = _inputs(rng, batch, input_size, hidden, 3, scale, zero_state)
+    want_h, ref_cache = _gru_forward(x, h_prev, params)
+    cache = forward_or_fail(fwd, (x.copy(), h_prev.copy(), copy_params(params)), (want_h,),
+                            "gru_step_forward", "(h, cache)", "gru_step_forward")
+    dh = rng.normal(size=want_h.shape)
+    grads = call_student(fn, dh.copy(), cache)
+    want = _gru_backward(dh, ref_cache)
+    variants = {msg: backward_reference(x, h_prev, params, dh, key) for key, msg in BACKWARD_MISTAKES.items()}
+    expect_grads(grads, want, fname, GRAD_KEYS, axes=_grad_axes(hidden), variants=variants)
+    return f"{fname}: all six gradients correct (B={batch}, I={input_size}, H={hidden})"
+
+
+# --------------------------------------------------------------------- update-gate conventions
+
+@with_cases
+def update_convention(ns, rng, input_size=3, hidden=4, bias=True):
+    """``convert_update_convention(params)`` returns parameters for torch's convention
+    (z weighs h_{t−1}) that compute the same h as ``params`` do in the articles' convention
+    (z weighs the candidate)."""
+    fname = "convert_update_convention"
+    fn = student_function(ns, fname)
+    H = hidden
+    params = random_params(rng, input_size, hidden, 3, bias=bias)
+    passed = copy_params(params)
+    got = call_student(fn, passed)
+    expect_unchanged({"params": params}, {"params": passed}, fname)
+    if not isinstance(got, dict):
+        raise CheckFailure(f"{fname} should return a dict of parameters, got a {type(got).__name__}")
+    if set(got) != set(params):
+        raise CheckFailure(f"{fname} should return the same keys as it was given, {sorted(params)}; "
+                           f"it returned {sorted(map(str, got))}")
+    want = negate_block(params, 1, H)
+    variants = {
+        "the biases must be negated too: the whole pre-activation of z changes sign, a → −a":
+            negate_block(params, 1, H, names=("weight_ih", "weight_hh")),
+        "nothing changed: negate the z rows (rows H…2H−1) so that σ(−a) = 1 − σ(a) swaps z and 1 − z":
+            params,
+        "only the input side is negated; W_hh (and b_hh) feed z as well":
+            negate_block(params, 1, H, names=("weight_ih", "bias_ih")),
+        "you negated the rows of the reset gate r; z is the second block (order r, z, n), rows H…2H−1":
+            negate_block(params, 0, H),
+        "you negated the rows of the candidate n; z is the second block (order r, z, n), rows H…2H−1":
+            negate_block(params, 2, H),
+        "you negated every row; only z's rows (H…2H−1) change sign": {k: -v for k, v in params.items()},
+        "1 − W is not the same as −W: 1 − σ(a) = σ(−a), so negate the z rows": {
+            k: np.concatenate([v[:H], 1 - v[H:2 * H], v[2 * H:]]) for k, v in params.items()},
+    }
+    for name in params:
+        axes = {"weight_ih": ("3H", "I"), "weight_hh": ("3H", "H")}.get(name)
+        expect_close(got[name], want[name], f"the returned {name}", axes=axes,
+                     mistakes={msg: var[name] for msg, var in variants.items()})
+    # the point of the exercise, checked on the step itself
+    x, h_prev = rng.normal(size=(2, input_size)), rng.normal(size=(2, hidden))
+    h_articles, _ = _gru_forward(x, h_prev, params, update_weighs="candidate")
+    h_torch, _ = _gru_forward(x, h_prev, {k: np.asarray(v, dtype=np.float64) for k, v in got.items()})
+    expect_close(h_torch, h_articles, "h computed with the converted parameters")
+    return f"{fname}: correct (H={hidden}, {'with' if bias else 'without'} biases)"

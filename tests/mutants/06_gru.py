@@ -1,0 +1,46 @@
+"""Typical mistakes in exercise 6 (GRU) and what the feedback must say about each."""
+from nbgrader_course import Mutant
+
+MUTANTS = [
+    Mutant("simple_gate_swapped", "gru_simple_step_forward",
+           "c = gamma_u * c_tilde + (1 - gamma_u) * c_prev",
+           "c = (1 - gamma_u) * c_tilde + gamma_u * c_prev",
+           "Γ_u and 1 − Γ_u are swapped"),
+    Mutant("z_and_one_minus_z_swapped", "gru_step_forward",
+           "h = (1 - z) * n + z * h_prev",
+           "h = z * n + (1 - z) * h_prev",
+           "z and 1 − z are swapped"),
+    Mutant("reset_on_input_part", "gru_step_forward",
+           "n = np.tanh(xw[:, 2 * H:] + r * hn)",
+           "n = np.tanh(r * xw[:, 2 * H:] + hn)",
+           "reset gate multiplies the input part"),
+    Mutant("reset_before_matmul", "gru_step_forward",
+           "n = np.tanh(xw[:, 2 * H:] + r * hn)",
+           "n = np.tanh(xw[:, 2 * H:] + (r * h_prev) @ params[\"weight_hh\"][2 * H:].T"
+           " + params[\"bias_hh\"][2 * H:])",
+           "before the matrix"),
+    Mutant("gate_order_r_z_swapped", "gru_step_forward",
+           "r = sigmoid(xw[:, :H] + hw[:, :H])\n    z = sigmoid(xw[:, H:2 * H] + hw[:, H:2 * H])",
+           "z = sigmoid(xw[:, :H] + hw[:, :H])\n    r = sigmoid(xw[:, H:2 * H] + hw[:, H:2 * H])",
+           "gates r and z are swapped"),
+    Mutant("missing_sigmoid_derivative", "gru_step_backward",
+           "da_z = dz * z * (1 - z)", "da_z = dz",
+           "derivative of σ is missing at the update gate"),
+    Mutant("dh_prev_without_direct_path", "gru_step_backward",
+           "dh_prev = dh * z                                     # the direct path h_prev -> h",
+           "dh_prev = 0",
+           "misses the direct path z ⊙ dh"),
+    Mutant("convert_forgets_biases", "convert_update_convention",
+           "value[H:2 * H] = -value[H:2 * H]     # σ(−a) = 1 − σ(a): the z rows change sign",
+           "if name.startswith(\"weight\"):\n            value[H:2 * H] = -value[H:2 * H]",
+           "the biases must be negated too"),
+    Mutant("convert_in_place", "convert_update_convention",
+           "value = value.copy()", "value = value",
+           "in place"),
+    # Cheating: borrowing the library's GRU step.
+    Mutant("calls_rnnkit", "gru_step_forward",
+           "H = h_prev.shape[1]\n",
+           "from rnnkit.cells import gru_step_forward as _library_step\n"
+           "    return _library_step(x, h_prev, params)\n",
+           "this exercise asks you to write that part yourself"),
+]

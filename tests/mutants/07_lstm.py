@@ -1,0 +1,40 @@
+"""Typical mistakes in exercise 7 (LSTM) and what the feedback must say about each."""
+from nbgrader_course import Mutant
+
+MUTANTS = [
+    Mutant("forget_gate_multiplies_new_cell", "lstm_step_forward",
+           "c = f * c_prev + i * g",
+           "c = i * g\n    c = c + f * c",
+           "your forget gate multiplies c_t"),
+    Mutant("forget_gate_multiplies_h_prev", "lstm_step_forward",
+           "c = f * c_prev + i * g",
+           "c = f * h_prev + i * g",
+           "your forget gate multiplies h_{t−1}"),
+    Mutant("h_without_tanh", "lstm_step_forward",
+           "h = o * tanh_c", "h = o * c",
+           "h = o ⊙ c; the cell state goes through tanh first"),
+    Mutant("gate_order_i_f_swapped", "lstm_step_forward",
+           "i = sigmoid(a[:, :H])\n    f = sigmoid(a[:, H:2 * H])",
+           "f = sigmoid(a[:, :H])\n    i = sigmoid(a[:, H:2 * H])",
+           "the gates i and f are swapped"),
+    Mutant("tanh_on_output_gate", "lstm_step_forward",
+           "o = sigmoid(a[:, 3 * H:])", "o = np.tanh(a[:, 3 * H:])",
+           "the output gate o uses tanh"),
+    Mutant("dc_without_path_through_h", "lstm_step_backward",
+           "dc = dc + dh * o * (1 - tanh_c ** 2)          # c_t reaches the loss through h_t as well",
+           "dc = dc",
+           "dc misses the path through h"),
+    Mutant("peephole_o_sees_c_prev", "lstm_peephole_step_forward",
+           'o = sigmoid(a[:, 3 * H:] + params["weight_co"] * c)',
+           'o = sigmoid(a[:, 3 * H:] + params["weight_co"] * c_prev)',
+           "the output gate's peephole sees c_{t−1}"),
+    Mutant("peephole_grad_w_co_with_c_prev", "lstm_peephole_step_backward",
+           '"weight_co": (da_o * c).sum(axis=0)', '"weight_co": (da_o * c_prev).sum(axis=0)',
+           "computed with c_{t−1}"),
+    # Cheating: borrowing the library's LSTM step for the peephole variant.
+    Mutant("calls_rnnkit", "lstm_peephole_step_forward",
+           "h_prev, c_prev = state_prev\n",
+           "from rnnkit.cells.lstm import lstm_step_forward as _library_step\n"
+           "    return _library_step(x, state_prev, params, peephole=True)\n",
+           "this exercise asks you to write that part yourself"),
+]
