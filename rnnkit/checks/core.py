@@ -78,26 +78,72 @@ def student_source() -> str:
 
 
 def _run_isolated(spec: str, params: dict, source: str, timeout: float) -> dict:
+    """Run one check in a fresh process: a child forked from the warm zygote when it is up,
+    else a new Python process. Returns the verdict dict."""
     with tempfile.TemporaryDirectory(prefix="rnnkit-check-") as tmp:
         result_path = os.path.join(tmp, "verdict.json")
-        request = json.dumps({"spec": spec, "params": params, "source": source, "result": result_path})
-        env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHONSTARTUP")}
-        env["MPLBACKEND"] = "Agg"
-        try:
-            proc = subprocess.run(
-                [sys.executable, "-m", "rnnkit.checks.runner"], input=request, text=True,
-                capture_output=True, timeout=timeout, cwd=tmp, env=env,
-            )
-        except subprocess.TimeoutExpired:
+        request = {"spec": spec, "params": params, "source": source, "result": result_path,
+                   "timeout": timeout}
+        status = _Zygote.run(request, tmp)
+        if status is None:  # no zygote: a plain new process
+            status = _run_process(request, tmp)
+        if status["status"] == "timeout":
             return {"ok": False, "message": f"your code did not finish within {timeout:.0f} s "
                                             "(an endless loop, or far too much work?)"}
         try:
             with open(result_path) as f:
                 return json.load(f)
         except (OSError, ValueError):
-            tail = (proc.stderr or proc.stdout or "").strip().splitlines()[-3:]
-            return {"ok": False, "message": "the check could not run your code "
-                                            f"(exit status {proc.returncode}): " + " | ".join(tail)}
+            return {"ok": False, "message": "the check could not run your code (the process ended with "
+                                            f"status {status.get('code')}{status.get('detail', '')})"}
+
+
+def _check_env() -> dict:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHONSTARTUP")}
+    env["MPLBACKEND"] = "Agg"
+    env.setdefault("OPENBLAS_NUM_THREADS", "1")
+    return env
+
+
+def _run_process(request: dict, cwd: str) -> dict:
+    try:
+        proc = subprocess.run([sys.executable, "-m", "rnnkit.checks.runner"], input=json.dumps(request),
+                              text=True, capture_output=True, timeout=request["timeout"], cwd=cwd,
+                              env=_check_env())
+    except subprocess.TimeoutExpired:
+        return {"status": "timeout", "code": None}
+    tail = (proc.stderr or "").strip().splitlines()[-2:]
+    return {"status": "done" if proc.returncode == 0 else "died", "code": proc.returncode,
+            "detail": (": " + " | ".join(tail)) if tail else ""}
+
+
+class _Zygote:
+    """The kernel's connection to its ``rnnkit.checks.zygote`` process, started on first use."""
+
+    proc = None
+
+    @classmethod
+    def run(cls, request: dict, cwd: str) -> dict | None:
+        import select
+
+        proc = cls.proc
+        if proc is None or proc.poll() is not None:
+            try:
+                proc = cls.proc = subprocess.Popen(
+                    [sys.executable, "-m", "rnnkit.checks.zygote"], stdin=subprocess.PIPE,
+                    stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, cwd=tempfile.gettempdir(), env=_check_env())
+            except OSError:
+                return None
+        try:
+            proc.stdin.write(json.dumps(request) + "\n")
+            proc.stdin.flush()
+            ready, _, _ = select.select([proc.stdout], [], [], request["timeout"] + 60)
+            line = proc.stdout.readline() if ready else ""
+            return json.loads(line)
+        except (OSError, ValueError):
+            proc.kill()
+            cls.proc = None
+            return None
 
 
 _TAMPER_TARGETS = {"np", "numpy", "builtins", "__builtins__", "testing", "math"}

@@ -44,14 +44,18 @@ def run(request: dict) -> dict:
     return {"ok": True, "message": note or f"{spec_name}: passed"}
 
 
-def main() -> None:
-    request = json.loads(sys.stdin.read())
+def handle(request: dict) -> None:
+    """Run the check and write the verdict to the file named by ``request["result"]``."""
     try:
         verdict = run(request)
     except core.CheckFailure as failure:
         verdict = {"ok": False, "message": str(failure)}
     with open(request["result"], "w") as f:
         json.dump(verdict, f)
+
+
+def main() -> None:
+    handle(json.loads(sys.stdin.read()))
 
 
 if __name__ == "__main__":
