@@ -1,0 +1,359 @@
+"""Checks for exercise 3, backpropagation through time: the t = 3 worked example written as explicit sums of
+per-step terms, the backward pass of one step, and BPTT over a whole sequence.
+
+The expected gradients come from rnnkit (``rnn_step_backward`` step by step for the worked example,
+``sequence_backward`` for the sequence). The mistakes are computed by small numpy versions of the same
+backward passes with one typical error switched on (``_terms`` and ``_bptt`` below); their correct settings
+are tested against rnnkit in tests/test_checks_bptt.py.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from rnnkit.cells import rnn_step_backward as _rnnkit_step_backward
+from rnnkit.cells import rnn_step_forward as _rnnkit_step_forward
+from rnnkit.checks.core import CheckFailure, call_student, expect_array, expect_close, student_function
+from rnnkit.checks.vanilla_rnn import copy_params, expect_tuple, random_rnn_params
+from rnnkit.sequence import sequence_backward as _rnnkit_sequence_backward
+from rnnkit.sequence import sequence_forward as _rnnkit_sequence_forward
+
+STEP_KEYS = ("x", "h_prev", "weight_ih", "weight_hh", "bias_ih", "bias_hh")
+SEQUENCE_KEYS = ("x", "h0", "weight_ih", "weight_hh", "bias_ih", "bias_hh")
+
+
+def _expect_dict(value, keys, what):
+    if not isinstance(value, dict):
+        raise CheckFailure(f"{what} should be a dict with the keys {', '.join(map(repr, keys))}, "
+                           f"got {type(value).__name__}")
+    missing = [k for k in keys if k not in value]
+    if missing:
+        raise CheckFailure(f"{what} has no key {missing[0]!r} (its keys: {', '.join(map(repr, value)) or 'none'}); "
+                           f"it needs {', '.join(map(repr, keys))}")
+    return value
+
+
+# --------------------------------------------------------------------------------------------
+# 1. the worked example: dE_t/dW_y, dE_t/dW_s, dE_t/dW_x as sums over k
+# --------------------------------------------------------------------------------------------
+
+def _worked_reference(x, s0, d, W_x, W_s, W_y):
+    """With rnnkit's cell: the per-k terms are the weight gradients of each step's backward pass."""
+    p = {"weight_ih": W_x, "weight_hh": W_s}
+    states, caches = [s0[None]], []
+    for k in range(x.shape[0]):
+        s, cache = _rnnkit_step_forward(x[k][None], states[-1], p)
+        states.append(s)
+        caches.append(cache)
+    y = W_y @ states[-1][0]
+    dy = y - d
+    terms_s, terms_x = np.zeros((x.shape[0],) + W_s.shape), np.zeros((x.shape[0],) + W_x.shape)
+    ds = (W_y.T @ dy)[None]
+    for k in reversed(range(x.shape[0])):
+        g = _rnnkit_step_backward(ds, caches[k])
+        terms_s[k], terms_x[k] = g["weight_hh"], g["weight_ih"]
+        ds = g["h_prev"]
+    return np.outer(dy, states[-1][0]), terms_s, terms_x
+
+
+def _terms(x, s0, d, W_x, W_s, W_y, deriv=True, chain_transposed=True, previous_state=True, transpose=False):
+    """The per-k terms in numpy, with switches for the typical mistakes."""
+    s = [s0]
+    for k in range(x.shape[0]):
+        s.append(np.tanh(W_x @ x[k] + W_s @ s[-1]))
+    dy = W_y @ s[-1] - d
+    t = x.shape[0]
+    terms_s, terms_x = np.zeros((t,) + W_s.shape), np.zeros((t,) + W_x.shape)
+    ds = W_y.T @ dy
+    for k in range(t, 0, -1):
+        delta = (1 - s[k] ** 2) * ds if deriv else ds
+        read = s[k - 1] if previous_state else s[k]
+        terms_s[k - 1] = np.outer(read, delta) if transpose else np.outer(delta, read)
+        terms_x[k - 1] = np.outer(delta, x[k - 1])
+        ds = (W_s.T @ delta) if chain_transposed else (W_s @ delta)
+    return terms_s, terms_x
+
+
+def worked_example(ns, rng, t=3, input_size=2, hidden_size=3, output_size=2):
+    """``bptt_worked_example(x (t, I), s0 (H,), d (K,), params)`` with ``params`` W_x (H, I), W_s (H, H),
+    W_y (K, H) returns ``(grads, terms)``: ``grads`` the three gradients of E_t = ½‖d_t − y_t‖², ``terms``
+    ``{"W_s": (t, H, H), "W_x": (t, H, I)}`` with ``terms[name][k-1]`` the term of step k."""
+    fn = student_function(ns, "bptt_worked_example")
+    I, H, K = input_size, hidden_size, output_size
+    W_x = rng.normal(0.0, 1.0 / np.sqrt(I), (H, I))
+    W_s = rng.normal(0.0, 0.9 / np.sqrt(H), (H, H))
+    W_y = rng.normal(0.0, 1.0 / np.sqrt(H), (K, H))
+    x, s0, d = rng.normal(size=(t, I)), rng.normal(0.0, 0.5, H), rng.normal(size=K)
+    dW_y, want_s, want_x = _worked_reference(x, s0, d, W_x, W_s, W_y)
+
+    params = {"W_x": W_x.copy(), "W_s": W_s.copy(), "W_y": W_y.copy()}
+    out = call_student(fn, x.copy(), s0.copy(), d.copy(), params)
+    grads, terms = expect_tuple(out, 2, "bptt_worked_example", "(grads, terms)")
+    grads = _expect_dict(grads, ("W_y", "W_s", "W_x"), "grads")
+    terms = _expect_dict(terms, ("W_s", "W_x"), "terms")
+
+    flip = "the sign is flipped: for E_t = ½‖d_t − y_t‖² the error signal is ∂E_t/∂y_t = y_t − d_t"
+    half = "E_t = ½‖d_t − y_t‖² has the factor ½, so ∂E_t/∂y_t = y_t − d_t, without a 2"
+    expect_close(grads["W_y"], dW_y, "grads['W_y']", axes=("K", "H") if K != H else None,
+                 scales={-1: flip, 2: half},
+                 mistakes={"it uses s_{t-1}; the output reads the last state: ∂E_t/∂W_y = (y_t − d_t) s_tᵀ":
+                           np.outer(W_y @ _terms_states(x, s0, W_x, W_s)[-1] - d,
+                                    _terms_states(x, s0, W_x, W_s)[-2])})
+
+    for name, want in (("W_s", want_s), ("W_x", want_x)):
+        got = terms[name]
+        if isinstance(got, np.ndarray) and got.ndim == 3 and got.shape[0] == t - 1 and t > 1:
+            raise CheckFailure(f"terms[{name!r}] has {t - 1} entries, one per k = 1 … t−1; the sum runs over "
+                               f"k = 1 … t (here t = {t}): the last step uses {name} too and has its own term")
+        variants = {
+            "the factor 1 − s_k² (the derivative of tanh) is missing": dict(deriv=False),
+            "the gradient is sent back through W_s instead of W_sᵀ: ∂E/∂s_{k-1} = W_sᵀ δ_k": dict(
+                chain_transposed=False),
+        }
+        if name == "W_s":
+            variants["each term multiplies δ_k by s_k; W_s read s_{k-1} at step k, so the term is "
+                     "δ_k s_{k-1}ᵀ"] = dict(previous_state=False)
+            variants["the terms are transposed: term k is δ_k s_{k-1}ᵀ, row i for state unit i"] = dict(
+                transpose=True)
+        mistakes = {}
+        for message, flags in variants.items():
+            wrong_s, wrong_x = _terms(x, s0, d, W_x, W_s, W_y, **flags)
+            wrong = wrong_s if name == "W_s" else wrong_x
+            if not np.allclose(wrong, want):
+                mistakes[message] = wrong
+        only_last = np.zeros_like(want)
+        only_last[-1] = want[-1]
+        if t > 1:
+            mistakes["only the term k = t is there; the earlier steps used the same matrix, and BPTT adds "
+                     "their terms too"] = only_last
+        expect_close(got, want, f"terms[{name!r}]", scales={-1: flip, 2: half}, mistakes=mistakes)
+
+    for name, want in (("W_s", want_s), ("W_x", want_x)):
+        mistakes = {}
+        if t > 1:
+            mistakes["the term k = t is missing: the sum runs over k = 1 … t, and the last step itself "
+                     f"uses {name}"] = want[:-1].sum(axis=0)
+            mistakes[f"it holds only the term k = t; ∂E_t/∂{name} adds the terms of every step k = 1 … t"] = want[-1]
+            mistakes["it holds only the term k = 1; add the terms of every step k = 1 … t"] = want[0]
+        scales = {-1: flip, 2: half}
+        if t > 1:
+            scales[1 / t] = "you averaged the terms; the chain rule adds them (one term per step that used the matrix)"
+        expect_close(grads[name], want.sum(axis=0), f"grads[{name!r}]", scales=scales, mistakes=mistakes)
+    return f"bptt_worked_example: correct for t = {t} ({', '.join(f'{k}={v}' for k, v in dict(I=I, H=H, K=K).items())})"
+
+
+def _terms_states(x, s0, W_x, W_s):
+    s = [s0]
+    for k in range(x.shape[0]):
+        s.append(np.tanh(W_x @ x[k] + W_s @ s[-1]))
+    return s
+
+
+# --------------------------------------------------------------------------------------------
+# 2. one step backward
+# --------------------------------------------------------------------------------------------
+
+def _given_forward_matches(ns, name, got, want):
+    if not (isinstance(got, np.ndarray) and got.shape == want.shape and np.allclose(got, want)):
+        raise CheckFailure(f"the given {name} does not compute the forward pass any more; restore it "
+                           "(re-download the notebook or copy the cell back) and run it again")
+
+
+def _step_variants(x, h_prev, h, params, dh, nonlinearity):
+    """Gradients of one step with a typical mistake switched on: {key: {message: value}}."""
+    W_ih, W_hh = params["weight_ih"], params["weight_hh"]
+    if nonlinearity == "tanh":
+        da = dh * (1 - h**2)
+    else:
+        da = dh * (h > 0)
+    B = x.shape[0]
+    out = {k: {} for k in STEP_KEYS}
+    no_deriv = "the gradient skips the derivative of φ: da = dh ⊙ φ'(a)" + (
+        ", with tanh'(a) = 1 − h²" if nonlinearity == "tanh" else ", with ReLU'(a) = 1 where h > 0, else 0")
+    wrong_deriv = {}
+    if nonlinearity == "relu":
+        wrong_deriv["you used tanh's derivative 1 − h², but this cell is ReLU: its derivative is 1 where h > 0 "
+                    "and 0 elsewhere"] = dh * (1 - h**2)
+    else:
+        wrong_deriv["tanh'(a) is 1 − h², the square of h, not 1 − h"] = dh * (1 - h)
+    for message, wrong_da in {no_deriv: dh, **wrong_deriv}.items():
+        out["x"][message] = wrong_da @ W_ih
+        out["h_prev"][message] = wrong_da @ W_hh
+        out["weight_ih"][message] = wrong_da.T @ x
+        out["weight_hh"][message] = wrong_da.T @ h_prev
+        out["bias_ih"][message] = wrong_da.sum(axis=0)
+        out["bias_hh"][message] = wrong_da.sum(axis=0)
+    out["h_prev"]["dh_prev is da @ W_hh (the rows form of W_hhᵀ da), not da @ W_hh.T"] = da @ W_hh.T
+    out["h_prev"]["the gradient does not flow into h_prev: dh_prev = W_hhᵀ da, not da itself"] = da
+    out["weight_hh"]["dW_hh is transposed: dW_hh = daᵀ h_prev in rows, entry (i, j) links unit j of h_prev "
+                     "to unit i of h"] = h_prev.T @ da
+    out["weight_hh"]["dW_hh uses h, the new state; W_hh multiplied h_prev, so dW_hh = daᵀ h_prev"] = da.T @ h
+    if x.shape[1] == h.shape[1]:
+        out["weight_ih"]["dW_ih is transposed: dW_ih = daᵀ x in rows"] = x.T @ da
+    if B > 1:
+        for key in ("bias_ih", "bias_hh"):
+            out[key]["you averaged over the batch; the loss adds the sequences of a batch, so sum da over "
+                     "axis 0"] = da.mean(axis=0)
+    return out
+
+
+def step_backward(ns, rng, batch=3, input_size=4, hidden_size=5, nonlinearity="tanh"):
+    """``rnn_step_backward(dh, cache)`` returns a dict of gradients with the keys of STEP_KEYS."""
+    forward_fn = student_function(ns, "rnn_step_forward")
+    fn = student_function(ns, "rnn_step_backward")
+    params = random_rnn_params(rng, input_size, hidden_size)
+    x = rng.normal(size=(batch, input_size))
+    h_prev = rng.normal(0.0, 0.8, size=(batch, hidden_size))
+    dh = rng.normal(size=(batch, hidden_size))
+    h_want, cache = _rnnkit_step_forward(x, h_prev, params, nonlinearity)
+    want = _rnnkit_step_backward(dh, cache)
+
+    out = call_student(forward_fn, x.copy(), h_prev.copy(), copy_params(params), nonlinearity=nonlinearity)
+    h, student_cache = expect_tuple(out, 2, "rnn_step_forward", "(h, cache)")
+    _given_forward_matches(ns, "rnn_step_forward", h, h_want)
+    grads = _expect_dict(call_student(fn, dh.copy(), student_cache), STEP_KEYS, "the dict rnn_step_backward returns")
+    variants = _step_variants(x, h_prev, h_want, params, dh, nonlinearity)
+    axes = {"x": ("B", "I"), "h_prev": ("B", "H"), "weight_ih": ("H", "I"), "weight_hh": None,
+            "bias_ih": None, "bias_hh": None}
+    for key in STEP_KEYS:
+        got = grads[key]
+        if key.startswith("bias") and isinstance(got, np.ndarray) and got.shape == (batch, hidden_size) and batch > 1:
+            raise CheckFailure(f"grads[{key!r}] has shape (B, H) = {got.shape}; the bias is shared by the whole "
+                               "batch, so its gradient is da summed over the batch axis: shape (H,)")
+        expect_close(got, want[key], f"grads[{key!r}]", axes=axes[key] if input_size != hidden_size else None,
+                     mistakes=variants[key])
+    return (f"rnn_step_backward: correct ({nonlinearity}, "
+            f"B={batch}, I={input_size}, H={hidden_size})")
+
+
+# --------------------------------------------------------------------------------------------
+# 3. BPTT over a sequence
+# --------------------------------------------------------------------------------------------
+
+def _bptt(x, h0, params, dhs, dh_last, nonlinearity, carry=True, accumulate="all", deriv=True,
+          dh_last_mode="last", h0_grad="through"):
+    """BPTT in numpy (sum of the per-step losses), with switches for the typical mistakes."""
+    T, B, _ = x.shape
+    H = params["weight_hh"].shape[0]
+    hs, h = [], h0
+    for t in range(T):
+        h = _rnnkit_step_forward(x[t], h, params, nonlinearity)[0]
+        hs.append(h)
+    prev = [h0] + hs[:-1]
+    grads = {k: np.zeros_like(params[k]) for k in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")}
+    dx = np.zeros_like(x)
+    dnext = np.zeros((B, H))
+    extra = np.zeros((B, H)) if dh_last is None else dh_last
+    dh_first = None
+    for t in reversed(range(T)):
+        dh = dhs[t] + (dnext if carry else 0.0)
+        if (dh_last_mode == "last" and t == T - 1) or dh_last_mode == "every":
+            dh = dh + extra
+        if t == 0:
+            dh_first = dh
+        if not deriv:
+            da = dh
+        elif nonlinearity == "tanh":
+            da = dh * (1 - hs[t] ** 2)
+        else:
+            da = dh * (hs[t] > 0)
+        step = {"weight_ih": da.T @ x[t], "weight_hh": da.T @ prev[t], "bias_ih": da.sum(0), "bias_hh": da.sum(0)}
+        use = accumulate == "all" or (accumulate == "first" and t == 0) or (accumulate == "last" and t == T - 1)
+        if use:
+            for k in grads:
+                grads[k] = grads[k] + step[k]
+        dx[t] = da @ params["weight_ih"]
+        dnext = da @ params["weight_hh"]
+    grads["x"] = dx
+    grads["h0"] = dnext if h0_grad == "through" else dh_first
+    return grads
+
+
+def _step_backward_note(ns, rng, nonlinearity):
+    fn, forward_fn = ns.get("rnn_step_backward"), ns.get("rnn_step_forward")
+    if not callable(fn) or not callable(forward_fn):
+        return ""
+    params = random_rnn_params(rng, 3, 4)
+    x, h_prev, dh = rng.normal(size=(2, 3)), rng.normal(size=(2, 4)), rng.normal(size=(2, 4))
+    _, cache = _rnnkit_step_forward(x, h_prev, params, nonlinearity)
+    want = _rnnkit_step_backward(dh, cache)
+    try:
+        got = fn(dh, forward_fn(x, h_prev, copy_params(params), nonlinearity=nonlinearity)[1])
+        if all(np.allclose(got[k], want[k]) for k in STEP_KEYS):
+            return ""
+    except Exception:  # noqa: BLE001  (any failure means the step is not right yet)
+        pass
+    return (f" (note: your rnn_step_backward is not right yet for nonlinearity={nonlinearity!r}; "
+            "fix it first, BPTT is built from it)")
+
+
+def backward(ns, rng, T=4, batch=3, input_size=2, hidden_size=5, nonlinearity="tanh", dh_last=True):
+    """``rnn_backward(dhs (T, B, H), dh_last (B, H) or None, cache)`` returns a dict with the keys of
+    SEQUENCE_KEYS: the gradients of L = Σ_t L_t (dhs[t] = ∂L/∂h_t through the outputs; dh_last an extra
+    gradient of the final state)."""
+    forward_fn = student_function(ns, "rnn_forward")
+    fn = student_function(ns, "rnn_backward")
+    params = random_rnn_params(rng, input_size, hidden_size)
+    x = rng.normal(size=(T, batch, input_size))
+    h0 = rng.normal(0.0, 0.5, size=(batch, hidden_size))
+    dhs = rng.normal(size=(T, batch, hidden_size))
+    dlast = rng.normal(size=(batch, hidden_size)) if dh_last else None
+    hs_want, _, cache = _rnnkit_sequence_forward("rnn", x, h0, params, nonlinearity=nonlinearity)
+    dx, dh0, wgrads = _rnnkit_sequence_backward(dhs, dlast, cache)
+    want = {"x": dx, "h0": dh0, **wgrads}
+
+    out = call_student(forward_fn, x.copy(), h0.copy(), copy_params(params), nonlinearity=nonlinearity)
+    hs, _h_last, student_cache = expect_tuple(out, 3, "rnn_forward", "(hs, h_last, cache)")
+    _given_forward_matches(ns, "rnn_forward", hs, hs_want)
+    try:
+        grads = call_student(fn, dhs.copy(), None if dlast is None else dlast.copy(), student_cache)
+    except CheckFailure as failure:
+        raise CheckFailure(str(failure) + _step_backward_note(ns, rng, nonlinearity)) from None
+    grads = _expect_dict(grads, SEQUENCE_KEYS, "the dict rnn_backward returns")
+
+    def variant(**flags):
+        return _bptt(x, h0, params, dhs, dlast, nonlinearity, **flags)
+
+    not_carried = ("the gradient from step t+1 is not added: dh_t = dhs[t] + (the gradient that step t+1 "
+                   "sends back to h_t, its 'h_prev' gradient)")
+    deriv = "the factor φ'(a_t) is missing" + (" (1 − h_t² for tanh)" if nonlinearity == "tanh" else
+                                                " (1 where h_t > 0 for ReLU)")
+    messages = [
+        (not_carried, dict(carry=False)),
+        (not_carried + "; dh_last is missing too", dict(carry=False, dh_last_mode="none")),
+        (deriv, dict(deriv=False)),
+        ("only the first step's gradient is in it: every step uses the same weights, so add (+=) the "
+         "gradients of all T steps instead of overwriting them", dict(accumulate="first")),
+        ("only the last step's gradient is in it: every step uses the same weights, so add (+=) the "
+         "gradients of all T steps", dict(accumulate="last")),
+    ]
+    if dlast is not None:
+        messages.append(("dh_last was not used: the gradient of the final state joins dh at the last step",
+                         dict(dh_last_mode="none")))
+        if T > 1:
+            messages.append(("dh_last was added at every step; it is the gradient of h_T only, so it joins at "
+                             "the last step and reaches earlier steps through the chain",
+                             dict(dh_last_mode="every")))
+    mistakes = {k: {} for k in SEQUENCE_KEYS}
+    for message, flags in messages:
+        wrong = variant(**flags)
+        for key in SEQUENCE_KEYS:
+            if not np.allclose(wrong[key], want[key]) and message not in mistakes[key]:
+                mistakes[key][message] = wrong[key]
+    mistakes["h0"]["grads['h0'] is dh of the first step; pass it back through that step: ∂L/∂h_0 = W_hhᵀ da_1, "
+                   "the 'h_prev' gradient of the first step"] = variant(h0_grad="first")["h0"]
+    scales = {}
+    if T > 1:
+        scales = {1 / T: "did you divide by T? The loss is the sum of the per-step losses, so its gradients "
+                         "are sums over the steps, not averages",
+                  T: "did you add one gradient T times?"}
+    axes = {"x": ("T", "B", "I"), "h0": ("B", "H"), "weight_ih": ("H", "I"), "weight_hh": None,
+            "bias_ih": None, "bias_hh": None}
+    distinct = len({T, batch, input_size, hidden_size}) == 4
+    for key in SEQUENCE_KEYS:
+        try:
+            expect_close(grads[key], want[key], f"grads[{key!r}]", axes=axes[key] if distinct else None,
+                         scales=scales if key not in ("x", "h0") else None, mistakes=mistakes[key])
+        except CheckFailure as failure:
+            raise CheckFailure(str(failure) + _step_backward_note(ns, rng, nonlinearity)) from None
+    last = "with dh_last" if dlast is not None else "dh_last=None"
+    return f"rnn_backward: correct ({nonlinearity}, {last}, T={T}, B={batch}, I={input_size}, H={hidden_size})"

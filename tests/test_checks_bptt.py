@@ -1,0 +1,169 @@
+"""The checks of exercise 3 (BPTT): the numpy helpers that build the mistakes agree with rnnkit when no
+mistake is switched on, correct code passes, and typical mistakes are named."""
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pytest
+
+from rnnkit.checks import CheckFailure
+from rnnkit.checks import bptt as spec
+from rnnkit.checks.vanilla_rnn import random_rnn_params
+from rnnkit.sequence import sequence_backward, sequence_forward
+
+GOOD = """
+import numpy as np
+
+def bptt_worked_example(x, s0, d, params):
+    W_x, W_s, W_y = params["W_x"], params["W_s"], params["W_y"]
+    t = x.shape[0]
+    s = [s0]
+    for k in range(t):
+        s.append(np.tanh(W_x @ x[k] + W_s @ s[-1]))
+    dy = W_y @ s[t] - d
+    terms = {"W_s": np.zeros((t,) + W_s.shape), "W_x": np.zeros((t,) + W_x.shape)}
+    ds = W_y.T @ dy
+    for k in range(t, 0, -1):
+        delta = (1 - s[k] ** 2) * ds
+        terms["W_s"][k - 1] = np.outer(delta, s[k - 1])
+        terms["W_x"][k - 1] = np.outer(delta, x[k - 1])
+        ds = W_s.T @ delta
+    grads = {"W_y": np.outer(dy, s[t]), "W_s": terms["W_s"].sum(0), "W_x": terms["W_x"].sum(0)}
+    return grads, terms
+
+def rnn_step_forward(x, h_prev, params, nonlinearity="tanh"):
+    a = x @ params["weight_ih"].T + params["bias_ih"] + h_prev @ params["weight_hh"].T + params["bias_hh"]
+    h = np.tanh(a) if nonlinearity == "tanh" else np.maximum(a, 0.0)
+    return h, (x, h_prev, h, params, nonlinearity)
+
+def rnn_forward(x, h0, params, nonlinearity="tanh"):
+    h = np.zeros((x.shape[1], params["weight_hh"].shape[0])) if h0 is None else h0
+    hs, caches = [], []
+    for t in range(x.shape[0]):
+        h, cache = rnn_step_forward(x[t], h, params, nonlinearity)
+        hs.append(h)
+        caches.append(cache)
+    return np.stack(hs), h, caches
+
+def rnn_step_backward(dh, cache):
+    x, h_prev, h, params, nonlinearity = cache
+    da = dh * (1 - h**2) if nonlinearity == "tanh" else dh * (h > 0)
+    return {"x": da @ params["weight_ih"], "h_prev": da @ params["weight_hh"],
+            "weight_ih": da.T @ x, "weight_hh": da.T @ h_prev,
+            "bias_ih": da.sum(axis=0), "bias_hh": da.sum(axis=0)}
+
+def rnn_backward(dhs, dh_last, cache):
+    grads = {k: np.zeros_like(v) for k, v in cache[0][3].items()}
+    dnext = np.zeros_like(dhs[0]) if dh_last is None else dh_last
+    dx = [None] * len(cache)
+    for t in reversed(range(len(cache))):
+        g = rnn_step_backward(dhs[t] + dnext, cache[t])
+        for k in grads:
+            grads[k] += g[k]
+        dx[t] = g["x"]
+        dnext = g["h_prev"]
+    grads["x"] = np.stack(dx)
+    grads["h0"] = dnext
+    return grads
+"""
+
+
+def run(spec_fn, source, seed=0, **params):
+    ns = {"__name__": "__student__"}
+    exec(source, ns)
+    return spec_fn(ns, np.random.default_rng(seed), **params)
+
+
+def test_the_numpy_terms_match_rnnkit(rng):
+    for t in (1, 3, 5):
+        W_x, W_s, W_y = rng.normal(size=(4, 2)), rng.normal(size=(4, 4)) / 2, rng.normal(size=(3, 4))
+        x, s0, d = rng.normal(size=(t, 2)), rng.normal(size=4), rng.normal(size=3)
+        _, want_s, want_x = spec._worked_reference(x, s0, d, W_x, W_s, W_y)
+        got_s, got_x = spec._terms(x, s0, d, W_x, W_s, W_y)
+        np.testing.assert_allclose(got_s, want_s, rtol=1e-10, atol=1e-12)
+        np.testing.assert_allclose(got_x, want_x, rtol=1e-10, atol=1e-12)
+
+
+def test_the_worked_example_terms_sum_to_the_full_gradient(rng):
+    """Σ_k terms equals BPTT of the whole sequence (rnnkit.sequence_backward) with dh only at the end."""
+    W_x, W_s, W_y = rng.normal(size=(4, 2)), rng.normal(size=(4, 4)) / 2, rng.normal(size=(3, 4))
+    x, s0, d = rng.normal(size=(3, 2)), rng.normal(size=4), rng.normal(size=3)
+    _, terms_s, terms_x = spec._worked_reference(x, s0, d, W_x, W_s, W_y)
+    hs, h_T, cache = sequence_forward("rnn", x[:, None], s0[None], {"weight_ih": W_x, "weight_hh": W_s})
+    _, _, grads = sequence_backward(None, (W_y.T @ (W_y @ h_T[0] - d))[None], cache)
+    np.testing.assert_allclose(terms_s.sum(0), grads["weight_hh"], rtol=1e-10)
+    np.testing.assert_allclose(terms_x.sum(0), grads["weight_ih"], rtol=1e-10)
+
+
+@pytest.mark.parametrize("nonlinearity", ["tanh", "relu"])
+@pytest.mark.parametrize("with_last", [True, False])
+def test_the_numpy_bptt_matches_rnnkit(rng, nonlinearity, with_last):
+    params = random_rnn_params(rng, 3, 4)
+    x, h0 = rng.normal(size=(5, 2, 3)), rng.normal(size=(2, 4))
+    dhs = rng.normal(size=(5, 2, 4))
+    dlast = rng.normal(size=(2, 4)) if with_last else None
+    _, _, cache = sequence_forward("rnn", x, h0, params, nonlinearity=nonlinearity)
+    dx, dh0, grads = sequence_backward(dhs, dlast, cache)
+    mine = spec._bptt(x, h0, params, dhs, dlast, nonlinearity)
+    for key, want in {"x": dx, "h0": dh0, **grads}.items():
+        np.testing.assert_allclose(mine[key], want, rtol=1e-10, atol=1e-12)
+
+
+def test_correct_code_passes_every_spec():
+    run(spec.worked_example, GOOD)
+    run(spec.worked_example, GOOD, t=1)
+    for nonlinearity in ("tanh", "relu"):
+        run(spec.step_backward, GOOD, nonlinearity=nonlinearity)
+        run(spec.step_backward, GOOD, batch=1, input_size=3, hidden_size=3, nonlinearity=nonlinearity)
+        run(spec.backward, GOOD, nonlinearity=nonlinearity)
+        run(spec.backward, GOOD, T=1, batch=1, dh_last=False, nonlinearity=nonlinearity)
+
+
+@pytest.mark.parametrize("spec_fn, old, new, message", [
+    (spec.worked_example, 'terms["W_s"].sum(0)', 'terms["W_s"][:-1].sum(0)', "the term k = t is missing"),
+    (spec.worked_example, 'terms["W_s"].sum(0)', 'terms["W_s"][-1]', "only the term k = t"),
+    (spec.worked_example, "delta = (1 - s[k] ** 2) * ds", "delta = ds", "1 − s_k²"),
+    (spec.worked_example, "np.outer(delta, s[k - 1])", "np.outer(s[k - 1], delta)", "transposed"),
+    (spec.worked_example, "ds = W_s.T @ delta", "ds = W_s @ delta", "instead of W_sᵀ"),
+    (spec.worked_example, "dy = W_y @ s[t] - d", "dy = d - W_y @ s[t]", "the sign is flipped"),
+    (spec.step_backward, '"h_prev": da @ params["weight_hh"]', '"h_prev": da @ params["weight_hh"].T',
+     "not da @ W_hh.T"),
+    (spec.step_backward, '"weight_hh": da.T @ h_prev', '"weight_hh": da.T @ h', "uses h, the new state"),
+    (spec.step_backward, '"bias_ih": da.sum(axis=0)', '"bias_ih": da.mean(axis=0)', "averaged over the batch"),
+    (spec.step_backward, 'if nonlinearity == "tanh" else dh * (h > 0)', "", "tanh's derivative"),
+    (spec.step_backward, 'da = dh * (1 - h**2) if nonlinearity == "tanh" else dh * (h > 0)', "da = dh",
+     "derivative of φ"),
+    (spec.backward, "grads[k] += g[k]", "grads[k] = g[k]", "only the first step's gradient"),
+    (spec.backward, "dhs[t] + dnext", "dhs[t]", "the gradient from step t+1 is not added"),
+])
+def test_mistakes_are_named(spec_fn, old, new, message):
+    wrong = GOOD.replace(old, new, 1)
+    assert wrong != GOOD
+    with pytest.raises(CheckFailure, match=re.escape(message)):
+        run(spec_fn, wrong, **({"nonlinearity": "relu"} if "derivative" in message else {}))
+
+
+def test_returning_dh_of_the_first_step_as_dh0_is_named():
+    wrong = GOOD.replace("g = rnn_step_backward(dhs[t] + dnext, cache[t])",
+                         "dh_first = dhs[t] + dnext\n        g = rnn_step_backward(dh_first, cache[t])")
+    wrong = wrong.replace('grads["h0"] = dnext', 'grads["h0"] = dh_first')
+    with pytest.raises(CheckFailure, match="is dh of the first step"):
+        run(spec.backward, wrong)
+
+
+def test_dh_last_mistakes_are_named():
+    ignored = GOOD.replace("dnext = np.zeros_like(dhs[0]) if dh_last is None else dh_last",
+                           "dnext = np.zeros_like(dhs[0])")
+    with pytest.raises(CheckFailure, match="dh_last was not used"):
+        run(spec.backward, ignored)
+    averaged = GOOD.replace('grads["x"] = np.stack(dx)',
+                            'grads = {k: v / len(cache) for k, v in grads.items()}\n    grads["x"] = np.stack(dx)')
+    with pytest.raises(CheckFailure, match="did you divide by T"):
+        run(spec.backward, averaged)
+
+
+def test_a_changed_given_forward_is_reported():
+    broken = GOOD.replace("h = np.tanh(a) if", "h = 2 * np.tanh(a) if")
+    with pytest.raises(CheckFailure, match="the given rnn_step_forward does not compute the forward pass"):
+        run(spec.step_backward, broken)
