@@ -21,7 +21,7 @@ def cells(*sources):
 
 
 def test_correct_code_passes(capsys):
-    assert check("sequence_data.one_hot", source=GOOD_ONE_HOT, seed=0)
+    assert check("sequence_data.one_hot", source=GOOD_ONE_HOT, seed=0) is None
     assert "✔" in capsys.readouterr().out
 
 

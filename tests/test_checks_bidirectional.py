@@ -48,11 +48,11 @@ def test_the_reference_is_the_wrapper_the_students_build(mode):
 
 def test_the_solution_passes(source):
     assert "from rnnkit.cells.rnn import rnn_step_forward" in source
-    assert check("bidirectional.reverse_within_lengths", source=source, seed=0)
-    assert check("bidirectional.rnn_forward", source=source, seed=0)
-    assert check("bidirectional.merge", source=source, unknown=True, seed=0)
+    check("bidirectional.reverse_within_lengths", source=source, seed=0)
+    check("bidirectional.rnn_forward", source=source, seed=0)
+    check("bidirectional.merge", source=source, unknown=True, seed=0)
     for mode in spec.MODES:
-        assert check("bidirectional.bidirectional_forward", source=source, mode=mode, seed=0)
+        check("bidirectional.bidirectional_forward", source=source, mode=mode, seed=0)
 
 
 def test_the_vanilla_step_may_be_imported_but_not_a_sequence_runner(source):
@@ -62,7 +62,7 @@ def test_the_vanilla_step_may_be_imported_but_not_a_sequence_runner(source):
             check("bidirectional.merge", source=source + "\n" + cheat + "\n", seed=0)
     with_package_import = source.replace("from rnnkit.cells.rnn import rnn_step_forward",
                                          "from rnnkit.cells import rnn_step_forward")
-    assert check("bidirectional.rnn_forward", source=with_package_import, seed=0)
+    check("bidirectional.rnn_forward", source=with_package_import, seed=0)
 
 
 def test_typical_mistakes_are_named(source):

@@ -43,7 +43,7 @@ def test_layer_by_layer_reference_equals_the_stacked_module(cell):
 def test_the_solution_passes_every_spec():
     source = solution_source()
     for spec in ("forward", "backward", "head_forward", "head_backward", "model_loss"):
-        assert check(f"deep_rnn.{spec}", source=source, seed=0, cases=[{}, {"cell": "gru"} if "head" not in spec
+        check(f"deep_rnn.{spec}", source=source, seed=0, cases=[{}, {"cell": "gru"} if "head" not in spec
                                                                        else {"leading": [3]}])
 
 

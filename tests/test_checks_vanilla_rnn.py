@@ -107,7 +107,7 @@ def test_softmax_mistakes_are_named():
 
 
 def test_the_check_runs_end_to_end_and_refuses_rnnkit(capsys):
-    assert check("vanilla_rnn.step_forward", source=GOOD, seed=0)
+    check("vanilla_rnn.step_forward", source=GOOD, seed=0)
     borrowed = GOOD + "\nfrom rnnkit.cells import rnn_step_forward\n"
     with pytest.raises(CheckFailure, match="rnnkit.cells.rnn_step_forward"):
         check("vanilla_rnn.step_forward", source=borrowed, seed=0)

@@ -50,7 +50,8 @@ def check(spec: str, *, timeout: float = 120, source: str | None = None, **param
     """Grade the student's code with the spec ``module.function`` of ``rnnkit.checks``.
 
     ``params`` (JSON values) are passed to the spec; ``seed=None`` means fresh random inputs.
-    Prints a one-line verdict; raises :class:`CheckFailure` when the check fails.
+    Prints a one-line verdict (returns None, so a test cell shows only that line); raises
+    :class:`CheckFailure` when the check fails.
     """
     if source is None:
         source = student_source()
@@ -59,7 +60,7 @@ def check(spec: str, *, timeout: float = 120, source: str | None = None, **param
     verdict = _run_isolated(spec, params, source, timeout)
     if verdict["ok"]:
         print(f"✔ {verdict['message']}")
-        return True
+        return None
     print(f"✘ {verdict['message']}")
     raise CheckFailure(verdict["message"]) from None
 
