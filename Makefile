@@ -22,7 +22,7 @@ serve: book
 
 test: setup
 	@tools/setup.sh browser
-	@OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 $(PY) -m pytest $(PYTEST_ARGS)
+	@OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 $(PY) -m pytest -n 2 --dist loadgroup $(PYTEST_ARGS)
 
 exercises: setup
 	@$(PY) -m tools.release

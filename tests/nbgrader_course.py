@@ -102,3 +102,80 @@ def load_mutants(assignment: str) -> list[Mutant]:
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module.MUTANTS
+
+
+def grade_class(assignment: str, submissions: dict[str, Path], workdir: Path, workers: int = 2) -> dict[str, Graded]:
+    """Grade ``{student: notebook}`` with the course's own ``grade-class`` (nbgrader underneath,
+    submissions in parallel); returns each student's result, read back from grades.csv and the
+    autograded notebooks."""
+    import csv
+
+    import nbformat
+
+    from grading.runner import Options, run
+
+    folder = workdir / "submissions"
+    folder.mkdir()
+    for student, notebook in submissions.items():
+        shutil.copy(notebook, folder / f"{student}.ipynb")
+    out = workdir / "graded"
+    run(Options(assignment=assignment, submissions=str(folder), course_dir=str(ROOT), out=str(out),
+                workers=workers, progress=False))
+    with open(out / "grades.csv", newline="") as f:
+        rows = {row["student"]: row for row in csv.DictReader(f)}
+    results = {}
+    for student in submissions:
+        row = rows[student]
+        assert row["status"] == "graded", (student, row["status"], row.get("problems"))
+        fixed = {"student", "total", "max", "status", "problems", "files"}
+        cells = {k: float(v) for k, v in row.items() if k not in fixed and v != ""}
+        graded_nb = nbformat.read(out / "autograded" / student / f"{assignment}.ipynb", 4)
+        outputs = {}
+        for cell in graded_nb.cells:
+            gid = cell.metadata.get("nbgrader", {}).get("grade_id")
+            if gid in cells:
+                outputs[gid] = "\n".join(o.get("text", "") + o.get("evalue", "") for o in cell.get("outputs", []))
+        results[student] = Graded(float(row["total"]), float(row["max"]), cells, outputs)
+    return results
+
+
+def check_cells(assignment: str, notebook: Path) -> Graded:
+    """Score a notebook the way its test cells would, without a kernel: each test cell (hidden
+    tests included, from the source) runs its ``check`` calls against the student code of the cells
+    above it. Same checks, same verdicts, a fraction of the cost of executing the whole notebook.
+    """
+    import contextlib
+    import functools
+    import io
+
+    import nbformat
+
+    from rnnkit.checks import CheckFailure, check
+    from rnnkit.checks.core import CELL_BREAK
+
+    source_nb = nbformat.read(ROOT / "solutions" / assignment / f"{assignment}.ipynb", 4)
+    tests = {c.metadata["nbgrader"]["grade_id"]: c for c in source_nb.cells
+             if c.metadata.get("nbgrader", {}).get("grade")}
+    student = nbformat.read(notebook, 4)
+    code_so_far, cells, outputs, score, max_score = [], {}, {}, 0.0, 0.0
+    for cell in student.cells:
+        gid = cell.metadata.get("nbgrader", {}).get("grade_id")
+        if gid in tests:
+            test = tests[gid]
+            points = float(test.metadata["nbgrader"]["points"])
+            body = test.source.replace("### BEGIN HIDDEN TESTS", "").replace("### END HIDDEN TESTS", "")
+            printed = io.StringIO()
+            env = {"check": functools.partial(check, source=CELL_BREAK.join(code_so_far))}
+            try:
+                with contextlib.redirect_stdout(printed):
+                    exec(body.replace("from rnnkit.checks import check", ""), env)
+                cells[gid] = points
+            except CheckFailure as failure:
+                cells[gid] = 0.0
+                printed.write(str(failure))
+            outputs[gid] = printed.getvalue()
+            score += cells[gid]
+            max_score += points
+        elif cell.cell_type == "code":
+            code_so_far.append(cell.source)
+    return Graded(score, max_score, cells, outputs)

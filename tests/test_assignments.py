@@ -1,6 +1,11 @@
-"""Every assignment: the solution scores full marks, the untouched release scores zero (failing only
-with "not implemented" messages), every typical mistake scores partially with a message naming it,
-and the release is exactly what nbgrader generates from the solution."""
+"""Every assignment, graded by the course's own grading command (nbgrader underneath):
+
+* the solution scores full marks and the untouched release scores zero, failing only with
+  "not implemented yet";
+* every typical mistake (tests/mutants/) scores partially, with a message that names it;
+* cheating (borrowing rnnkit, redefining numpy's comparisons) is caught in real grading too;
+* the release is exactly what nbgrader generates from the solution, without hidden tests.
+"""
 from __future__ import annotations
 
 import json
@@ -9,9 +14,12 @@ import sys
 
 import pytest
 
-from nbgrader_course import ROOT, autograde, load_mutants
+from nbgrader_course import ROOT, check_cells, grade_class, load_mutants
 
 ASSIGNMENTS = sorted(p.name for p in (ROOT / "solutions").iterdir() if p.is_dir())
+# all tests of one assignment run in the same worker, so each assignment is graded once
+PER_ASSIGNMENT = [pytest.param(a, marks=pytest.mark.xdist_group(a)) for a in ASSIGNMENTS]
+CHEATS = ("calls_", "redefines_")
 
 
 def test_exercises_are_generated_from_solutions():
@@ -22,7 +30,7 @@ def test_exercises_are_generated_from_solutions():
 
 @pytest.fixture(scope="module")
 def graded(tmp_path_factory):
-    """Grade, once per assignment, the solution, the untouched release and every mutant."""
+    """grade-class, once per assignment, on the solution, the untouched release and the cheats."""
     cache = {}
 
     def grade(assignment):
@@ -32,21 +40,23 @@ def graded(tmp_path_factory):
             notebooks = {"solution": solution,
                          "untouched": ROOT / "exercises" / assignment / f"{assignment}.ipynb"}
             for mutant in load_mutants(assignment):
-                notebooks[f"mutant-{mutant.name}"] = mutant.apply(solution, work / f"{mutant.name}.ipynb")
-            cache[assignment] = autograde(assignment, notebooks, work)
+                if mutant.name.startswith(CHEATS):
+                    student = "cheat-" + mutant.name.replace("_", "-")
+                    notebooks[student] = mutant.apply(solution, work / f"{mutant.name}.ipynb")
+            cache[assignment] = grade_class(assignment, notebooks, work)
         return cache[assignment]
 
     return grade
 
 
-@pytest.mark.parametrize("assignment", ASSIGNMENTS)
+@pytest.mark.parametrize("assignment", PER_ASSIGNMENT)
 def test_solution_scores_full_marks(assignment, graded):
     solution = graded(assignment)["solution"]
     assert solution.max_score > 0
     assert solution.score == solution.max_score, solution.outputs
 
 
-@pytest.mark.parametrize("assignment", ASSIGNMENTS)
+@pytest.mark.parametrize("assignment", PER_ASSIGNMENT)
 def test_untouched_release_scores_zero(assignment, graded):
     untouched = graded(assignment)["untouched"]
     assert untouched.score == 0, untouched.cells
@@ -54,13 +64,26 @@ def test_untouched_release_scores_zero(assignment, graded):
         assert "not implemented yet" in text, (gid, text)
 
 
-@pytest.mark.parametrize("assignment", ASSIGNMENTS)
-def test_typical_mistakes_score_partially_with_a_message(assignment, graded):
-    mutants = load_mutants(assignment)
-    assert len(mutants) >= 5, f"{assignment} needs at least five typical-mistake mutants"
+@pytest.mark.parametrize("assignment", PER_ASSIGNMENT)
+def test_cheating_is_caught_by_the_grader(assignment, graded):
     results = graded(assignment)
+    cheats = [m for m in load_mutants(assignment) if m.name.startswith(CHEATS)]
+    assert cheats, f"{assignment} needs a mutant that borrows rnnkit's answer"
+    for mutant in cheats:
+        result = results["cheat-" + mutant.name.replace("_", "-")]
+        assert result.score < result.max_score, (mutant.name, result.cells)
+        assert mutant.expect in " ".join(result.outputs.values()), (mutant.name, result.outputs)
+
+
+@pytest.mark.parametrize("assignment", PER_ASSIGNMENT)
+def test_typical_mistakes_score_partially_with_a_message(assignment, tmp_path):
+    mutants = [m for m in load_mutants(assignment) if not m.name.startswith(CHEATS)]
+    assert len(mutants) >= 5, f"{assignment} needs at least five typical-mistake mutants"
+    solution = ROOT / "solutions" / assignment / f"{assignment}.ipynb"
+    reference = check_cells(assignment, solution)
+    assert reference.score == reference.max_score, reference.outputs
     for mutant in mutants:
-        result = results[f"mutant-{mutant.name}"]
+        result = check_cells(assignment, mutant.apply(solution, tmp_path / f"{mutant.name}.ipynb"))
         assert 0 < result.score < result.max_score, (mutant.name, result.cells)
         failed = [gid for gid, points in result.cells.items() if points == 0]
         messages = " ".join(result.outputs[gid] for gid in failed)
