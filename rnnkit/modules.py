@@ -294,8 +294,9 @@ class RNNBase(_Parameters):
                 outs.append(hs)
                 layer_caches.append(cache)
                 finals.append(state_T if self.cell.has_cell_state else (state_T,))
-            caches.append((layer_caches, outs))
             layer_input = _merge(xp, self.merge_mode, outs)
+            # only "mul" needs the directions' outputs in backward; other modes keep nothing
+            caches.append((layer_caches, outs if self.merge_mode == "mul" else [None] * len(outs)))
 
         parts = tuple(xp.stack([f[k] for f in finals]) for k in range(len(finals[0])))
         top = [f[0] for f in finals[-self.num_directions :]]
@@ -315,7 +316,7 @@ class RNNBase(_Parameters):
                 _check_finite(xp, part, name, ("layer*direction", "b", "j"), FloatingPointError)
         self._cache = {
             "caches": caches,
-            "top": top,
+            "top": top if self.merge_mode == "mul" else [None] * len(top),  # as for outs above
             "return_sequences": return_sequences,
             "out_shape": tuple(out.shape),
             "B": B,
@@ -495,7 +496,7 @@ def _merge_backward(xp, mode, d, outs):
         return [d]
     f, b = outs
     if mode == "concat":
-        H = f.shape[-1]
+        H = d.shape[-1] // 2
         return [d[..., :H], d[..., H:]]
     if mode == "sum":
         return [d, d]

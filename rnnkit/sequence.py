@@ -8,6 +8,12 @@ Forward, for t = 0 … T−1 (``reverse=True``: t = T−1 … 0)::
     state_t     = cell(xw_t, state_{t−1})               the recurrent part, step by step
     hs[t]       = h_t
 
+When b_hh only adds to the pre-activations (every cell but torch's GRU, whose reset gate
+scales b_hn), it joins b_ih in that one projection and the steps run without it. The
+states live in one (T+1, B, H) buffer per state part: step t reads state_{t−1} from it
+and writes state_t into it (``out=``), and the cells' caches hold views of it, so BPTT
+keeps every state once.
+
 Backward walks the steps in the opposite order; the gradient of the state flows from
 each step into the one before, and the weight gradients of all steps are computed after
 the loop in one matmul each (``dW_ih = Σ_t dxw_tᵀ x_t`` is a (G*H, T*B) @ (T*B, I) product).
@@ -120,7 +126,11 @@ def sequence_forward(cell, x, state0, params, mask=None, reverse=False, **option
         x = xp.where(mask, x, 0.0)  # inputs at padded steps are ignored
 
     x_rows = xp.reshape(x, (T * B, I))
-    XW = xp.reshape(input_projection(x_rows, params), (T, B, cell.num_gates * H))
+    # b_hh is the same at every step: when it only adds to the pre-activations, it joins
+    # b_ih in the input projection of all steps, and the steps run without it
+    fold = params.get("bias_hh") is not None and cell.bias_hh_adds(**options)
+    XW = xp.reshape(input_projection(x_rows, params, with_bias_hh=fold), (T, B, cell.num_gates * H))
+    step_params = {**params, "bias_hh": None} if fold else params
 
     states = tuple(xp.empty((T + 1, B, H), dtype=x.dtype, device=device_of(x)) for _ in state)
     first, shift = (T, 0) if reverse else (0, 1)  # state after step t is states[t + shift]
@@ -129,19 +139,24 @@ def sequence_forward(cell, x, state0, params, mask=None, reverse=False, **option
     core_caches = [None] * T
     steps = range(T - 1, -1, -1) if reverse else range(T)
     for t in steps:
-        new, core_caches[t] = cell.core_forward(XW[t], _from_tuple(cell, state), params, **options)
-        new = _as_tuple(cell, new)
+        # the cell reads the state before step t from the buffer and writes the new one into it
+        prev = tuple(buffer[t + 1 - shift] for buffer in states)
+        new = tuple(buffer[t + shift] for buffer in states)
+        _, core_caches[t] = cell.core_forward(
+            XW[t], _from_tuple(cell, prev), step_params, out=_from_tuple(cell, new), **options
+        )
         if mask is not None:
-            new = tuple(xp.where(mask[t], n, s) for n, s in zip(new, state))
-        for buffer, part in zip(states, new):
-            buffer[t + shift] = part
-        state = new
+            for part, before in zip(new, prev):
+                part[...] = xp.where(mask[t], part, before)
 
     hs = states[0][:-1] if reverse else states[0][1:]
     # a new array, not a view of the cache: changing the output must not change the gradients
     hs = xp.where(mask, hs, 0.0) if mask is not None else xp.asarray(hs, copy=True)
+    # the final state, a copy for the same reason (each sequence's state after its last valid step)
+    last = 0 if reverse else T
+    state_T = tuple(xp.asarray(buffer[last], copy=True) for buffer in states)
     cache = SequenceCache(cell, options, params, x_rows, states, core_caches, mask, reverse, (T, B, I))
-    return hs, _from_tuple(cell, state), cache
+    return hs, _from_tuple(cell, state_T), cache
 
 
 @no_autograd
@@ -186,14 +201,14 @@ def sequence_backward(dhs, dstate_T, cache, truncate=None):
     for t in steps:
         if dhs is not None:
             dstate = (dstate[0] + dhs[t],) + dstate[1:]
-        dxw, dprev = cell.core_backward(_from_tuple(cell, dstate), c.core_caches[t])
+        # the cell writes dxw_t straight into its rows of dXW
+        dxw, dprev = cell.core_backward(_from_tuple(cell, dstate), c.core_caches[t], out=dXW[t])
         dprev = _as_tuple(cell, dprev)
         if c.mask is not None:
             # padded rows: dxw is 0 (their dstate part was not used) and dstate passes through
             valid = c.mask[t]
-            dxw = xp.where(valid, dxw, 0.0)
+            dXW[t] = xp.where(valid, dxw, 0.0)
             dprev = tuple(xp.where(valid, dp, d) for dp, d in zip(dprev, dstate))
-        dXW[t] = dxw
         if cut is not None and cut[t] is not None:
             dprev = tuple(xp.zeros_like(dp) if cut[t] is True else xp.where(cut[t], 0.0, dp) for dp in dprev)
         dstate = dprev

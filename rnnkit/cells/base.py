@@ -16,6 +16,10 @@ sequence computes it for all T steps at once (one big matmul) and each step star
 and the public ``*_step_forward(x, ...)`` is exactly ``input_projection`` followed by
 ``core_forward``: the code the course shows is the code that runs in a sequence.
 
+Both core functions take ``out=``: arrays to write the new state (``core_forward``) or
+``dxw`` (``core_backward``) into, which a sequence passes so that the states land in its
+state buffer and ``dxw_t`` in the rows of dXW without a copy; by default new arrays.
+
 ``dxw`` is the gradient of the gate pre-activations (B, G*H). The weight gradients are
 sums over rows, ``dW_ih = dxwᵀ x``, so a sequence stacks the rows of all steps and
 computes each weight gradient with one matmul after the time loop (``param_grads`` gets
@@ -30,12 +34,27 @@ from ..backend import namespace
 __all__ = ["Cell", "input_projection", "linear_param_grads", "check_choice"]
 
 
-def input_projection(x, params):
-    """xw = W_ih x + b_ih for a batch of rows: ``x (N, I) -> xw (N, G*H)``."""
+def input_projection(x, params, with_bias_hh=False):
+    """xw = W_ih x + b_ih for a batch of rows: ``x (N, I) -> xw (N, G*H)``.
+
+    ``with_bias_hh=True`` adds b_hh too, xw = W_ih x + b_ih + b_hh: a sequence does this
+    for cells whose b_hh only adds to the pre-activations (``Cell.bias_hh_adds``), once
+    for all steps instead of once per step.
+    """
     xw = x @ params["weight_ih"].T
-    if params.get("bias_ih") is not None:
-        xw = xw + params["bias_ih"]
+    b = params.get("bias_ih")
+    if with_bias_hh and params.get("bias_hh") is not None:
+        b = params["bias_hh"] if b is None else b + params["bias_hh"]  # one pass over xw, not two
+    if b is not None:
+        xw += b  # in place: xw is a new array
     return xw
+
+
+def gate_blocks(xp, a, G):
+    """The G gate blocks of the rows ``a (N, G*H)`` side by side, as a view ``(G, N, H)``
+    (block k first): writing into it writes into ``a``."""
+    N, GH = a.shape
+    return xp.permute_dims(xp.reshape(a, (N, G, GH // G), copy=False), (1, 0, 2))
 
 
 def linear_param_grads(params, x, dxw, h_prev, dhw=None):
@@ -52,7 +71,8 @@ def linear_param_grads(params, x, dxw, h_prev, dhw=None):
     if params.get("bias_ih") is not None:
         grads["bias_ih"] = xp.sum(dxw, axis=0)
     if params.get("bias_hh") is not None:
-        grads["bias_hh"] = xp.sum(dhw, axis=0)
+        same = dhw is dxw and "bias_ih" in grads  # db_hh = db_ih: sum once, keep two arrays
+        grads["bias_hh"] = xp.asarray(grads["bias_ih"], copy=True) if same else xp.sum(dhw, axis=0)
     return grads
 
 
@@ -70,6 +90,8 @@ class Cell:
     ``num_gates`` is G (the weights have G*H rows); ``has_cell_state`` is True when the
     state is a tuple ``(h, c)`` (LSTM) rather than one array ``h``. ``options`` holds the
     cell's keyword options and their defaults; ``check_options`` validates them.
+    ``bias_hh_adds(**options)`` is True when b_hh only adds to the pre-activations,
+    a = xw + W_hh h + b_hh (not so in torch's GRU, whose reset gate scales b_hn).
     """
 
     name: str
@@ -83,6 +105,7 @@ class Cell:
     options: dict = field(default_factory=dict)
     check_options: Callable = None
     extra_param_names: Callable = None
+    bias_hh_adds: Callable = lambda **options: True
 
     def param_names(self, bias=True, **options):
         """Parameter names in torch's order: weight_ih, weight_hh, bias_ih, bias_hh, extras."""

@@ -33,7 +33,7 @@ stored like torch's cells: W_ih = [W_ux; W_cx] (2H, I), W_hh = [W_uc; W_cc] (2H,
 concatenated W [c, x] split by columns), b = b_ih + b_hh.
 """
 
-from ..backend import namespace, no_autograd, sigmoid
+from ..backend import device_of, multiply, namespace, no_autograd, sigmoid, tanh
 from .base import Cell, check_choice, input_projection, linear_param_grads
 
 __all__ = [
@@ -61,7 +61,7 @@ def _check_gru(reset_after=True, update_weighs="previous"):
 # ----------------------------------------------------------------------------- full GRU
 
 
-def gru_core_forward(xw, h_prev, params, reset_after=True, update_weighs="previous"):
+def gru_core_forward(xw, h_prev, params, reset_after=True, update_weighs="previous", out=None):
     """One GRU step from the input projection ``xw = W_ih x + b_ih = [x_r, x_z, x_n]``:
 
         r = σ(x_r + W_hr h_prev + b_hr),   z = σ(x_z + W_hz h_prev + b_hz)
@@ -69,37 +69,48 @@ def gru_core_forward(xw, h_prev, params, reset_after=True, update_weighs="previo
         n = tanh(x_n + W_hn (r ⊙ h_prev) + b_hn)        reset_after=False
         h = n + z ⊙ (h_prev − n)                        "previous":  (1 − z) ⊙ n + z ⊙ h_prev
         h = h_prev + z ⊙ (n − h_prev)                   "candidate": (1 − z) ⊙ h_prev + z ⊙ n
+
+    r and z overwrite their pre-activations in place. ``out`` is an array to write h into
+    (a sequence passes its state buffer; by default a new array).
     """
     xp = namespace(xw)
     H = h_prev.shape[-1]
     W_hh, b_hh = params["weight_hh"], params.get("bias_hh")
+    h = xp.empty_like(h_prev) if out is None else out
     if reset_after:
-        hw = h_prev @ W_hh.T  # [W_hr h, W_hz h, W_hn h]
+        hw = h_prev @ W_hh.T  # [W_hr h, W_hz h, W_hn h]; becomes [r, z, W_hn h + b_hn]
         if b_hh is not None:
             hw += b_hh
-        rz = sigmoid(xp, xw[:, : 2 * H] + hw[:, : 2 * H])
-        r, z = rz[:, :H], rz[:, H:]
+        rz = hw[:, : 2 * H]
+        rz += xw[:, : 2 * H]
+        sigmoid(xp, rz, out=rz)
+        r, z = hw[:, :H], hw[:, H : 2 * H]
         hn = hw[:, 2 * H :]  # W_hn h_prev + b_hn
-        n = xp.tanh(xw[:, 2 * H :] + r * hn)
+        n = r * hn
+        n += xw[:, 2 * H :]
     else:
-        hw_rz = h_prev @ W_hh[: 2 * H].T
+        rz = h_prev @ W_hh[: 2 * H].T
+        rz += xw[:, : 2 * H]
         if b_hh is not None:
-            hw_rz += b_hh[: 2 * H]
-        rz = sigmoid(xp, xw[:, : 2 * H] + hw_rz)
+            rz += b_hh[: 2 * H]
+        sigmoid(xp, rz, out=rz)
         r, z = rz[:, :H], rz[:, H:]
         hn = None
-        a_n = xw[:, 2 * H :] + (r * h_prev) @ W_hh[2 * H :].T
+        n = (r * h_prev) @ W_hh[2 * H :].T
+        n += xw[:, 2 * H :]
         if b_hh is not None:
-            a_n += b_hh[2 * H :]
-        n = xp.tanh(a_n)
+            n += b_hh[2 * H :]
+    tanh(xp, n, out=n)
     if update_weighs == "previous":
-        h = n + z * (h_prev - n)
+        multiply(xp, z, h_prev - n, out=h)
+        h += n
     else:
-        h = h_prev + z * (n - h_prev)
+        multiply(xp, z, n - h_prev, out=h)
+        h += h_prev
     return h, (h_prev, r, z, n, hn, W_hh, reset_after, update_weighs)
 
 
-def gru_core_backward(dh, cache):
+def gru_core_backward(dh, cache, out=None):
     """Backward of :func:`gru_core_forward`; returns ``(dxw, dh_prev)``.
 
         "previous":  dn = dh ⊙ (1 − z),  dz = dh ⊙ (h_prev − n),  dh_prev ← dh ⊙ z
@@ -109,25 +120,30 @@ def gru_core_backward(dh, cache):
         reset_after=False: d(r⊙h) = W_hnᵀ da_n,  dr = d(r⊙h) ⊙ h_prev,
                            dh_prev += r ⊙ d(r⊙h) + W_h[rz]ᵀ [da_r, da_z]
         da_r = dr ⊙ r ⊙ (1 − r),   dxw = [da_r, da_z, da_n]
+
+    ``out`` is a (B, 3H) array to write ``dxw`` into (by default a new one).
     """
     h_prev, r, z, n, hn, W_hh, reset_after, update_weighs = cache
     xp = namespace(dh)
     H = h_prev.shape[-1]
+    da = xp.empty((dh.shape[0], 3 * H), dtype=dh.dtype, device=device_of(dh)) if out is None else out
+    da_r, da_z, da_n = da[:, :H], da[:, H : 2 * H], da[:, 2 * H :]
     if update_weighs == "previous":
         dn, dz, dh_prev = dh * (1.0 - z), dh * (h_prev - n), dh * z
     else:
         dn, dz, dh_prev = dh * z, dh * (n - h_prev), dh * (1.0 - z)
-    da_n = dn * (1.0 - n * n)
-    da_z = dz * z * (1.0 - z)
+    multiply(xp, dn, 1.0 - n * n, out=da_n)
+    multiply(xp, dz, z * (1.0 - z), out=da_z)
     if reset_after:
-        da_r = da_n * hn * r * (1.0 - r)
-        dhw = xp.concat([da_r, da_z, da_n * r], axis=1)
-        dh_prev = dh_prev + dhw @ W_hh
+        multiply(xp, da_n * hn, r * (1.0 - r), out=da_r)
+        dhw = xp.concat([da[:, : 2 * H], da_n * r], axis=1)
+        dh_prev += dhw @ W_hh
     else:
         d_rh = da_n @ W_hh[2 * H :]
-        da_r = d_rh * h_prev * r * (1.0 - r)
-        dh_prev = dh_prev + r * d_rh + xp.concat([da_r, da_z], axis=1) @ W_hh[: 2 * H]
-    return xp.concat([da_r, da_z, da_n], axis=1), dh_prev
+        multiply(xp, d_rh * h_prev, r * (1.0 - r), out=da_r)
+        dh_prev += r * d_rh
+        dh_prev += da[:, : 2 * H] @ W_hh[: 2 * H]
+    return da, dh_prev
 
 
 def gru_param_grads(params, x, dxw, states_prev, states, core_caches, reset_after=True, update_weighs="previous"):
@@ -195,41 +211,53 @@ GRU_CELL = Cell(
     param_grads=gru_param_grads,
     options={"reset_after": True, "update_weighs": "previous"},
     check_options=_check_gru,
+    bias_hh_adds=lambda reset_after=True, **options: not reset_after,
 )
 
 
 # ------------------------------------------------------------------------ simplified GRU
 
 
-def gru_simple_core_forward(xw, c_prev, params):
+def gru_simple_core_forward(xw, c_prev, params, out=None):
     """One simplified-GRU step from ``xw = W_ih x + b_ih = [x_u, x_c]``:
 
         Γ_u = σ(x_u + W_uc c_prev + b_hu),   c̃ = tanh(x_c + W_cc c_prev + b_hc)
         c = c_prev + Γ_u ⊙ (c̃ − c_prev)       (= Γ_u ⊙ c̃ + (1 − Γ_u) ⊙ c_prev)
+
+    Γ_u and c̃ overwrite their pre-activations in place. ``out`` is an array to write c
+    into (a sequence passes its state buffer; by default a new array).
     """
     xp = namespace(xw)
     H = c_prev.shape[-1]
-    a = xw + c_prev @ params["weight_hh"].T
+    c = xp.empty_like(c_prev) if out is None else out
+    a = c_prev @ params["weight_hh"].T
+    a += xw
     if params.get("bias_hh") is not None:
         a += params["bias_hh"]
-    u = sigmoid(xp, a[:, :H])
-    c_tilde = xp.tanh(a[:, H:])
-    c = c_prev + u * (c_tilde - c_prev)
+    u = sigmoid(xp, a[:, :H], out=a[:, :H])
+    c_tilde = tanh(xp, a[:, H:], out=a[:, H:])
+    multiply(xp, u, c_tilde - c_prev, out=c)
+    c += c_prev
     return c, (c_prev, u, c_tilde, params["weight_hh"])
 
 
-def gru_simple_core_backward(dc, cache):
+def gru_simple_core_backward(dc, cache, out=None):
     """Backward of :func:`gru_simple_core_forward`:
 
         da_u = dc ⊙ (c̃ − c_prev) ⊙ Γ_u ⊙ (1 − Γ_u),   da_c = dc ⊙ Γ_u ⊙ (1 − c̃²)
         dxw = [da_u, da_c],   dc_prev = dc ⊙ (1 − Γ_u) + W_hhᵀ dxw
+
+    ``out`` is a (B, 2H) array to write ``dxw`` into (by default a new one).
     """
     c_prev, u, c_tilde, W_hh = cache
     xp = namespace(dc)
-    da_u = dc * (c_tilde - c_prev) * u * (1.0 - u)
-    da_c = dc * u * (1.0 - c_tilde * c_tilde)
-    da = xp.concat([da_u, da_c], axis=1)
-    return da, dc * (1.0 - u) + da @ W_hh
+    H = c_prev.shape[-1]
+    da = xp.empty((dc.shape[0], 2 * H), dtype=dc.dtype, device=device_of(dc)) if out is None else out
+    multiply(xp, dc * (c_tilde - c_prev), u * (1.0 - u), out=da[:, :H])
+    multiply(xp, dc * u, 1.0 - c_tilde * c_tilde, out=da[:, H:])
+    dc_prev = dc * (1.0 - u)
+    dc_prev += da @ W_hh
+    return da, dc_prev
 
 
 def gru_simple_param_grads(params, x, dxw, states_prev, states, core_caches):

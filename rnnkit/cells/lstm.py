@@ -15,8 +15,8 @@ The bracketed peephole terms are present with ``peephole=True``: diagonal weight
 look at the previous cell c_{t−1}, the output gate at the new cell c_t.
 """
 
-from ..backend import namespace, no_autograd, sigmoid, zeros
-from .base import Cell, input_projection, linear_param_grads
+from ..backend import device_of, multiply, namespace, no_autograd, sigmoid, tanh, zeros
+from .base import Cell, gate_blocks, input_projection, linear_param_grads
 
 __all__ = ["lstm_step_forward", "lstm_step_backward", "lstm_core_forward", "lstm_core_backward", "LSTM_CELL"]
 
@@ -28,36 +28,54 @@ def _check_lstm(peephole=False):
         raise TypeError(f"peephole must be True or False, got {peephole!r}")
 
 
-def lstm_core_forward(xw, state_prev, params, peephole=False):
+def lstm_core_forward(xw, state_prev, params, peephole=False, out=None):
     """One LSTM step from the input projection ``xw = W_ih x + b_ih``:
 
         a = xw + W_hh h_prev + b_hh = [a_i, a_f, a_g, a_o]
         i = σ(a_i [+ w_ci ⊙ c_prev]),  f = σ(a_f [+ w_cf ⊙ c_prev]),  g = tanh(a_g)
         c = f ⊙ c_prev + i ⊙ g
         o = σ(a_o [+ w_co ⊙ c]),  h = o ⊙ tanh(c)
+
+    ``a`` is held gate by gate, shape (4, B, H) with ``a[0] = a_i``, …, so that each
+    gate is one contiguous block; the gates overwrite their pre-activations in it, and the
+    cache keeps it: ``i, f, g, o = gates``. ``out=(h, c)`` are arrays to write the new
+    state into (a sequence passes its state buffer); by default new arrays.
     """
     h_prev, c_prev = state_prev
     xp = namespace(xw)
     H = h_prev.shape[-1]
-    a = xw + h_prev @ params["weight_hh"].T
+    h, c = (xp.empty_like(h_prev), xp.empty_like(c_prev)) if out is None else out
+    W_blocks = xp.reshape(params["weight_hh"], (4, H, H))  # [W_hi, W_hf, W_hg, W_ho]
+    a = h_prev @ xp.matrix_transpose(W_blocks)  # (4, B, H): a[k] = h_prev W_hkᵀ
+    a += gate_blocks(xp, xw, 4)
     if params.get("bias_hh") is not None:
-        a += params["bias_hh"]
-    a_i, a_f, a_g, a_o = a[:, :H], a[:, H : 2 * H], a[:, 2 * H : 3 * H], a[:, 3 * H :]
+        a += xp.reshape(params["bias_hh"], (4, 1, H))
+    a_i, a_f, a_g, a_o = a[0], a[1], a[2], a[3]
     if peephole:
-        a_i = a_i + params["weight_ci"] * c_prev
-        a_f = a_f + params["weight_cf"] * c_prev
-    i, f, g = sigmoid(xp, a_i), sigmoid(xp, a_f), xp.tanh(a_g)
-    c = f * c_prev + i * g
+        a_i += params["weight_ci"] * c_prev
+        a_f += params["weight_cf"] * c_prev
+        sigmoid(xp, a[:2], out=a[:2])
+        tanh(xp, a_g, out=a_g)
+    else:
+        # tanh(a_g) = 2σ(2a_g) − 1, so one σ call over all of a computes i, f, g and o
+        # (o may go first because, without peepholes, it does not look at c)
+        a_g *= 2.0
+        sigmoid(xp, a, out=a)
+        a_g *= 2.0
+        a_g -= 1.0
+    i, f, g, o = a_i, a_f, a_g, a_o  # the gates, in place of their pre-activations
+    multiply(xp, f, c_prev, out=c)
+    c += i * g
     if peephole:
-        a_o = a_o + params["weight_co"] * c
-    o = sigmoid(xp, a_o)
-    tanh_c = xp.tanh(c)
-    h = o * tanh_c
+        a_o += params["weight_co"] * c
+        sigmoid(xp, a_o, out=a_o)
+    tanh_c = tanh(xp, c)
+    multiply(xp, o, tanh_c, out=h)
     peep = tuple(params[k] for k in PEEPHOLE_NAMES) if peephole else None
-    return (h, c), (c_prev, i, f, g, o, tanh_c, params["weight_hh"], peep)
+    return (h, c), (c_prev, a, tanh_c, params["weight_hh"], peep)
 
 
-def lstm_core_backward(dstate, cache):
+def lstm_core_backward(dstate, cache, out=None):
     """Backward of :func:`lstm_core_forward`; ``dstate = (dh, dc)``, returns ``(dxw, (dh_prev, dc_prev))``.
 
         da_o = dh ⊙ tanh(c) ⊙ o ⊙ (1 − o)
@@ -66,22 +84,29 @@ def lstm_core_backward(dstate, cache):
         da_g = dc ⊙ i ⊙ (1 − g²)
         dxw = [da_i, da_f, da_g, da_o],   dh_prev = W_hhᵀ dxw
         dc_prev = dc ⊙ f  [+ da_i ⊙ w_ci + da_f ⊙ w_cf]
+
+    ``out`` is a (B, 4H) array to write ``dxw`` into (by default a new one).
     """
     dh, dc = dstate
-    c_prev, i, f, g, o, tanh_c, W_hh, peep = cache
+    c_prev, gates, tanh_c, W_hh, peep = cache
     xp = namespace(dh)
-    da_o = dh * tanh_c * o * (1.0 - o)
-    dc = dc + dh * o * (1.0 - tanh_c * tanh_c)
+    i, f, g, o = gates[0], gates[1], gates[2], gates[3]
+    da = gates * (1.0 - gates)  # σ'(a) = s ⊙ (1 − s) for the four gates at once; g's is replaced below
+    da_i, da_f, da_g, da_o = da[0], da[1], da[2], da[3]
+    dh_o = dh * o
+    da_o *= dh * tanh_c
+    dc = dc + dh_o * (1.0 - tanh_c * tanh_c)
     if peep is not None:
-        dc = dc + da_o * peep[2]
-    da_i = dc * g * i * (1.0 - i)
-    da_f = dc * c_prev * f * (1.0 - f)
-    da_g = dc * i * (1.0 - g * g)
-    dc_prev = dc * f
+        dc += da_o * peep[2]
+    da_i *= dc * g
+    da_f *= dc * c_prev
+    multiply(xp, dc * i, 1.0 - g * g, out=da_g)
+    dc_prev = multiply(xp, dc, f, out=dc)
     if peep is not None:
-        dc_prev = dc_prev + da_i * peep[0] + da_f * peep[1]
-    da = xp.concat([da_i, da_f, da_g, da_o], axis=1)
-    return da, (da @ W_hh, dc_prev)
+        dc_prev += da_i * peep[0] + da_f * peep[1]
+    dxw = xp.empty((dh.shape[0], 4 * dh.shape[1]), dtype=dh.dtype, device=device_of(dh)) if out is None else out
+    gate_blocks(xp, dxw, 4)[...] = da  # [da_i, da_f, da_g, da_o] side by side
+    return dxw, (dxw @ W_hh, dc_prev)
 
 
 def lstm_param_grads(params, x, dxw, states_prev, states, core_caches, peephole=False):

@@ -7,7 +7,7 @@ Shapes: ``x (B, I)``, ``h (B, H)``, ``weight_ih (H, I)``, ``weight_hh (H, H)``,
 ``bias_ih``/``bias_hh (H,)`` (exactly torch.nn.RNNCell's; biases may be absent).
 """
 
-from ..backend import namespace, no_autograd
+from ..backend import matmul, multiply, namespace, no_autograd, tanh
 from .base import Cell, check_choice, input_projection, linear_param_grads
 
 __all__ = ["rnn_step_forward", "rnn_step_backward", "rnn_core_forward", "rnn_core_backward", "RNN_CELL"]
@@ -15,34 +15,43 @@ __all__ = ["rnn_step_forward", "rnn_step_backward", "rnn_core_forward", "rnn_cor
 NONLINEARITIES = ("tanh", "relu")
 
 
-def rnn_core_forward(xw, h_prev, params, nonlinearity="tanh"):
+def rnn_core_forward(xw, h_prev, params, nonlinearity="tanh", out=None):
     """One step from the input projection ``xw = W_ih x + b_ih``:
 
         a = xw + W_hh h_prev + b_hh,    h = φ(a)
+
+    ``a`` and then ``h`` are computed in place in ``out`` (a sequence passes its state
+    buffer; by default a new array).
     """
     xp = namespace(xw)
-    a = xw + h_prev @ params["weight_hh"].T
+    h = matmul(xp, h_prev, params["weight_hh"].T, out=out)
+    h += xw
     if params.get("bias_hh") is not None:
-        a += params["bias_hh"]
+        h += params["bias_hh"]
     if nonlinearity == "tanh":
-        h = xp.tanh(a)
+        tanh(xp, h, out=h)
     else:
-        h = xp.where(a > 0, a, 0.0)
+        h[...] = xp.where(h > 0, h, 0.0)
     return h, (h, params["weight_hh"], nonlinearity)
 
 
-def rnn_core_backward(dh, cache):
+def rnn_core_backward(dh, cache, out=None):
     """Backward of :func:`rnn_core_forward`:
 
         da = dh ⊙ φ'(a)    (tanh: 1 − h²;  ReLU: 1 where h > 0, else 0)
         dxw = da,          dh_prev = W_hhᵀ da   (rows: da @ W_hh)
+
+    ``out`` is an array to write ``da`` into (by default a new one).
     """
     h, W_hh, nonlinearity = cache
     xp = namespace(h)
     if nonlinearity == "tanh":
-        da = dh * (1.0 - h * h)
+        da = multiply(xp, dh, 1.0 - h * h, out=out)
     else:
         da = xp.where(h > 0, dh, 0.0)
+        if out is not None:
+            out[...] = da
+            da = out
     return da, da @ W_hh
 
 
