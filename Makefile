@@ -20,9 +20,11 @@ serve: book
 	@echo "serving the course on http://127.0.0.1:$(PORT)/ (Ctrl-C to stop)"
 	@$(PY) -m http.server --bind 127.0.0.1 --directory _build/html $(PORT)
 
+# Two workers; each test file stays in one worker, so a module's shared fixture (the built book,
+# the graded corpus, each graded assignment) is made once.
 test: setup
 	@tools/setup.sh browser
-	@OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 $(PY) -m pytest -n 2 --dist loadgroup $(PYTEST_ARGS)
+	@OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 $(PY) -m pytest -n 2 --dist loadfile $(PYTEST_ARGS)
 
 exercises: setup
 	@$(PY) -m tools.release

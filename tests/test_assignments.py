@@ -17,8 +17,6 @@ import pytest
 from nbgrader_course import ROOT, check_cells, grade_class, load_mutants
 
 ASSIGNMENTS = sorted(p.name for p in (ROOT / "solutions").iterdir() if p.is_dir())
-# all tests of one assignment run in the same worker, so each assignment is graded once
-PER_ASSIGNMENT = [pytest.param(a, marks=pytest.mark.xdist_group(a)) for a in ASSIGNMENTS]
 CHEATS = ("calls_", "redefines_")
 
 
@@ -49,14 +47,14 @@ def graded(tmp_path_factory):
     return grade
 
 
-@pytest.mark.parametrize("assignment", PER_ASSIGNMENT)
+@pytest.mark.parametrize("assignment", ASSIGNMENTS)
 def test_solution_scores_full_marks(assignment, graded):
     solution = graded(assignment)["solution"]
     assert solution.max_score > 0
     assert solution.score == solution.max_score, solution.outputs
 
 
-@pytest.mark.parametrize("assignment", PER_ASSIGNMENT)
+@pytest.mark.parametrize("assignment", ASSIGNMENTS)
 def test_untouched_release_scores_zero(assignment, graded):
     untouched = graded(assignment)["untouched"]
     assert untouched.score == 0, untouched.cells
@@ -64,7 +62,7 @@ def test_untouched_release_scores_zero(assignment, graded):
         assert "not implemented yet" in text, (gid, text)
 
 
-@pytest.mark.parametrize("assignment", PER_ASSIGNMENT)
+@pytest.mark.parametrize("assignment", ASSIGNMENTS)
 def test_cheating_is_caught_by_the_grader(assignment, graded):
     results = graded(assignment)
     cheats = [m for m in load_mutants(assignment) if m.name.startswith(CHEATS)]
@@ -75,7 +73,7 @@ def test_cheating_is_caught_by_the_grader(assignment, graded):
         assert mutant.expect in " ".join(result.outputs.values()), (mutant.name, result.outputs)
 
 
-@pytest.mark.parametrize("assignment", PER_ASSIGNMENT)
+@pytest.mark.parametrize("assignment", ASSIGNMENTS)
 def test_typical_mistakes_score_partially_with_a_message(assignment, tmp_path):
     mutants = [m for m in load_mutants(assignment) if not m.name.startswith(CHEATS)]
     assert len(mutants) >= 5, f"{assignment} needs at least five typical-mistake mutants"

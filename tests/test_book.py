@@ -13,9 +13,6 @@ import yaml
 
 from browser import PageWatch, chromium, serve
 
-# the build and the page checks stay in one test worker: the site is built once
-pytestmark = pytest.mark.xdist_group("book")
-
 ROOT = Path(__file__).resolve().parent.parent
 SITE = ROOT / "_build" / "html"
 

@@ -27,8 +27,7 @@ with open(os.path.join(CORPUS, "expected.json")) as _f:
 
 from grading.runner import Options, run  # noqa: E402
 
-# one worker grades the corpus once for every test of this module
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("grading")]
+pytestmark = pytest.mark.slow
 
 OPTS = dict(assignment="fixture", course_dir=COURSE, cell_timeout=5, notebook_timeout=12,
             memory_limit=2**30, progress=False)
