@@ -25,18 +25,7 @@ from rnnkit.cells import (
 
 B, I, H = 3, 4, 5
 
-# (cell name, options) for every variant
-VARIANTS = [
-    ("rnn", {"nonlinearity": "tanh"}),
-    ("rnn", {"nonlinearity": "relu"}),
-    ("gru", {"reset_after": True, "update_weighs": "previous"}),
-    ("gru", {"reset_after": True, "update_weighs": "candidate"}),
-    ("gru", {"reset_after": False, "update_weighs": "previous"}),
-    ("gru", {"reset_after": False, "update_weighs": "candidate"}),
-    ("gru_simple", {}),
-    ("lstm", {"peephole": False}),
-    ("lstm", {"peephole": True}),
-]
+from cell_variants import VARIANTS
 
 
 def make_params(cell, rng, bias=True, scale=0.6, **options):

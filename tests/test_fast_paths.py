@@ -30,18 +30,7 @@ from rnnkit.sequence import sequence_backward, sequence_forward
 
 B, I, H, T = 3, 4, 5, 6
 
-VARIANTS = [
-    ("rnn", {"nonlinearity": "tanh"}),
-    ("rnn", {"nonlinearity": "relu"}),
-    ("gru", {"reset_after": True, "update_weighs": "previous"}),
-    ("gru", {"reset_after": True, "update_weighs": "candidate"}),
-    ("gru", {"reset_after": False, "update_weighs": "previous"}),
-    ("gru", {"reset_after": False, "update_weighs": "candidate"}),
-    ("gru_simple", {}),
-    ("lstm", {"peephole": False}),
-    ("lstm", {"peephole": True}),
-]
-IDS = [f"{n}-{'-'.join(map(str, o.values()))}" for n, o in VARIANTS]
+from cell_variants import IDS, VARIANTS
 
 
 def make_params(name, rng, bias=True, dtype=np.float64, **options):

@@ -14,18 +14,7 @@ from rnnkit.text import lengths_to_mask
 I, H = 3, 4
 PROPERTY = settings(max_examples=20, deadline=None, derandomize=True)
 
-VARIANTS = [
-    ("rnn", {"nonlinearity": "tanh"}),
-    ("rnn", {"nonlinearity": "relu"}),
-    ("gru", {"reset_after": True, "update_weighs": "previous"}),
-    ("gru", {"reset_after": True, "update_weighs": "candidate"}),
-    ("gru", {"reset_after": False, "update_weighs": "previous"}),
-    ("gru", {"reset_after": False, "update_weighs": "candidate"}),
-    ("gru_simple", {}),
-    ("lstm", {"peephole": False}),
-    ("lstm", {"peephole": True}),
-]
-IDS = [f"{n}-{'-'.join(map(str, o.values()))}" for n, o in VARIANTS]
+from cell_variants import IDS, VARIANTS
 
 
 def make_params(cell, rng, bias=True, scale=0.6, **options):
