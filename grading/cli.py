@@ -1,8 +1,9 @@
-"""``grade-class``: grade every submission of an assignment with nbgrader, in parallel.
+"""``grade-class``: grade every submission of an assignment, each in its own sandbox, in parallel.
 
     grade-class ASSIGNMENT SUBMISSIONS [--course-dir .] [--out grading_output/ASSIGNMENT]
-                [--workers N] [--scheduler tcp://host:port] [--cell-timeout 60]
-                [--notebook-timeout 600] [--memory-limit 2GiB] [--force]
+                [--workers N] [--scheduler tcp://host:port] [--cpu-per-cell 60]
+                [--cpu-per-notebook 600] [--memory-limit 2GiB] [--gradebook PATH] [--force]
+                [--no-sandbox]
 """
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import os
 import re
 import sys
 
-from .course import GradingError
+from .course_dir import GradingError
 from .discover import DEFAULT_PATTERN
 
 UNITS = {"": 1, "b": 1, "k": 1000, "kb": 1000, "kib": 1024, "m": 1000**2, "mb": 1000**2, "mib": 1024**2,
@@ -43,18 +44,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, default=None, help="parallel graders (default: all cores)")
     p.add_argument("--scheduler", default=None, help="Dask scheduler address (tcp://host:port) instead of "
                    "local processes")
-    p.add_argument("--cell-timeout", type=float, default=60, help="seconds per cell (default 60; 0: none)")
-    p.add_argument("--notebook-timeout", type=float, default=600,
-                   help="seconds for a whole notebook (default 600; 0: none)")
+    p.add_argument("--cpu-per-cell", type=float, default=60,
+                   help="CPU seconds for one cell or one call of a check (default 60)")
+    p.add_argument("--cpu-per-notebook", type=float, default=600,
+                   help="CPU seconds for all of a notebook's code (default 600)")
     p.add_argument("--memory-limit", type=parse_size, default=parse_size("2GiB"),
-                   help="memory per kernel, e.g. 2GiB (default), 512MiB, none")
+                   help="memory of the student's process, e.g. 2GiB (default), 512MiB, none")
+    p.add_argument("--gradebook", default=None,
+                   help="nbgrader gradebook (sqlite file) that receives the scores (default: OUT/gradebook.db)")
     p.add_argument("--force", action="store_true", help="re-grade everything, not only new or changed files")
     p.add_argument("--student-pattern", default=DEFAULT_PATTERN,
                    help="regex with a group 'student' applied to flat file names (default: %(default)s)")
-    p.add_argument("--kernel-user", default=None,
-                   help="run student kernels as this unprivileged user (only when grading as root)")
-    p.add_argument("--file-size-limit", type=parse_size, default=parse_size("256MiB"),
-                   help="largest file a kernel may write (default 256MiB)")
+    p.add_argument("--no-sandbox", action="store_true",
+                   help="run student code without bubblewrap (only where it cannot be installed; every "
+                        "row then says 'review: not sandboxed')")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     return p
 
@@ -68,10 +71,9 @@ def main(argv=None) -> int:
         return 2
     opts = Options(assignment=args.assignment, submissions=args.submissions, course_dir=args.course_dir,
                    out=args.out, workers=args.workers, scheduler=args.scheduler,
-                   cell_timeout=args.cell_timeout, notebook_timeout=args.notebook_timeout,
+                   cpu_per_request=args.cpu_per_cell, cpu_total=args.cpu_per_notebook,
                    memory_limit=args.memory_limit, force=args.force, student_pattern=args.student_pattern,
-                   kernel_user=args.kernel_user, file_size_limit=args.file_size_limit,
-                   progress=not args.no_progress)
+                   sandbox=not args.no_sandbox, gradebook=args.gradebook, progress=not args.no_progress)
     try:
         summary = run(opts)
     except (GradingError, ValueError, OSError) as exc:

@@ -11,8 +11,12 @@ Two layouts are recognised:
   (``fixture.ipynb``) takes the id from its folder instead (``alice/fixture.ipynb``).  With
   several notebooks in the assignment, the notebook is the one whose name ends the file name.
 
-A student id is reduced to ``[A-Za-z0-9._@+-]``.  When a student has several files for the same
-notebook, the newest (modification time, then name) is graded and the others are reported.
+A student id keeps letters and digits of any script and ``._@+-``; when anything else had to be
+replaced, a short hash of the original name is appended, so that two names never share an id
+(``hal?`` and ``hal!`` become ``hal_-6b1f0c`` and ``hal_-02dd84``) and the same name always gets the
+same id.  When a student has several files for the same notebook, the newest (modification time,
+then name) is graded and the others are reported.  A symbolic link anywhere in a submission is
+not followed: that student's row says ``refused``.
 """
 from __future__ import annotations
 
@@ -21,6 +25,7 @@ import os
 import re
 import shutil
 import tempfile
+import unicodedata
 import zipfile
 from dataclasses import dataclass, field
 
@@ -43,6 +48,7 @@ class Submission:
     timestamp: str | None = None
     problems: list = field(default_factory=list)
     files_desc: list = field(default_factory=list)
+    refused: str | None = None                      # why it is not graded at all (a symbolic link)
 
     def read(self) -> dict:
         nbs = {}
@@ -58,6 +64,11 @@ class Submission:
                 extra[rel] = f.read()
         return {"notebooks": nbs, "extra_files": extra}
 
+    def stamp(self) -> str:
+        """Names, sizes and times of the notebooks: a key for files too large to read."""
+        return hashlib.sha256("|".join("%s:%d:%d" % (p, os.path.getsize(p), os.path.getmtime(p))
+                                       for p in sorted(self.notebooks.values())).encode()).hexdigest()
+
     @staticmethod
     def content_hash(data: dict, timestamp: str | None) -> str:
         h = hashlib.sha256()
@@ -70,8 +81,13 @@ class Submission:
 
 
 def clean_id(text: str) -> str:
-    s = re.sub(r"[^A-Za-z0-9._@+-]", "_", text.strip()).strip("._")
-    return s[:100] or "unknown"
+    """A file-name-safe, unique and stable id for the student called ``text``."""
+    original = unicodedata.normalize("NFC", text)
+    cleaned = re.sub(r"[^\w.@+-]", "_", original).strip("._")[:80]
+    if cleaned != original or not cleaned:
+        digest = hashlib.sha256(original.encode("utf-8", "surrogateescape")).hexdigest()[:6]
+        cleaned = f"{cleaned or 'student'}-{digest}"
+    return cleaned
 
 
 def _skip(name: str) -> bool:
@@ -179,11 +195,16 @@ def _nbgrader_layout(root, assignment, notebook_names):
         sub = Submission(student=clean_id(entry))
         if sub.student != entry:
             sub.problems.append("student folder %r is graded as %r" % (entry, sub.student))
-        for dirpath, dirnames, filenames in os.walk(adir):
-            dirnames[:] = sorted(d for d in dirnames if not _skip(d))
+        links = [p for p in (os.path.join(root, entry), adir) if os.path.islink(p)]
+        for dirpath, dirnames, filenames in os.walk(adir) if not links else ():
+            links += [os.path.join(dirpath, d) for d in dirnames if os.path.islink(os.path.join(dirpath, d))]
+            dirnames[:] = sorted(d for d in dirnames if not _skip(d) and not os.path.islink(os.path.join(dirpath, d)))
             for fn in sorted(filenames):
                 full = os.path.join(dirpath, fn)
                 rel = os.path.relpath(full, adir)
+                if os.path.islink(full):
+                    links.append(full)
+                    continue
                 if _skip(fn):
                     continue
                 if rel == "timestamp.txt":
@@ -200,16 +221,26 @@ def _nbgrader_layout(root, assignment, notebook_names):
                     sub.files_desc.append(os.path.relpath(full, root))
                     continue
                 sub.extra[rel] = full
+        if links:
+            sub.refused = _refusal(links[0], root)
         subs.append(sub)
     return subs, notes
+
+
+def _refusal(link: str, root: str) -> str:
+    return ("the submission contains a symbolic link (%s); links are not followed, so it was not graded"
+            % os.path.relpath(link, root))
 
 
 def _flat_layout(root, notebook_names, student_pattern):
     rx = re.compile(student_pattern)
     found = {}   # (student, notebook) -> list of paths
-    notes = []
+    notes, links = [], {}
     for dirpath, dirnames, filenames in os.walk(root):
-        dirnames[:] = sorted(d for d in dirnames if not _skip(d))
+        for d in dirnames:
+            if os.path.islink(os.path.join(dirpath, d)):
+                notes.append("ignored %s (a symbolic link to a folder)" % os.path.relpath(os.path.join(dirpath, d), root))
+        dirnames[:] = sorted(d for d in dirnames if not _skip(d) and not os.path.islink(os.path.join(dirpath, d)))
         for fn in sorted(filenames):
             if _skip(fn):
                 continue
@@ -239,8 +270,11 @@ def _flat_layout(root, notebook_names, student_pattern):
             m = rx.search(raw)
             student = m.group("student") if m and m.groupdict().get("student") else (m.group(0) if m else raw)
             student = clean_id(student)
+            if os.path.islink(full):
+                links.setdefault(student, full)
+                continue
             found.setdefault((student, notebook), []).append(full)
-    subs = {}
+    subs = {student: Submission(student=student, refused=_refusal(link, root)) for student, link in links.items()}
     for (student, notebook), paths in sorted(found.items()):
         sub = subs.setdefault(student, Submission(student=student))
         paths.sort(key=lambda p: (os.path.getmtime(p), p))

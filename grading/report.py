@@ -52,8 +52,8 @@ def write_result(out: str, assignment: str, notebooks: list[str], result: dict) 
             atomic_write(path, fb[nb])
         else:
             atomic_write(path, error_feedback(student, assignment, result["status"], result.get("problems", [])))
-    for nb, text in (result.get("autograded") or {}).items():
-        atomic_write(os.path.join(out, "autograded", student, nb + ".ipynb"), text)
+    for nb, text in (result.get("autograded") or {}).items():  # nbgrader's layout, for formgrader
+        atomic_write(os.path.join(out, "autograded", student, assignment, nb + ".ipynb"), text)
     state = {k: v for k, v in result.items() if k not in ("feedback", "autograded")}
     atomic_write(state_path(out, student), json.dumps(state, indent=1, sort_keys=True))
 
@@ -70,7 +70,7 @@ def load_state(out: str, student: str) -> dict | None:
         return None
 
 
-def _fmt(x) -> str:
+def fmt(x) -> str:
     if x is None:
         return ""
     return ("%.2f" % x).rstrip("0").rstrip(".") if isinstance(x, float) else str(x)
@@ -83,8 +83,8 @@ def write_grades_csv(out: str, columns: list, results: list) -> str:
     w.writerow(["student"] + [c["column"] for c in columns] + ["total", "max", "status", "problems", "files"])
     for r in sorted(results, key=lambda r: r["student"]):
         scores = r.get("scores") or {}
-        w.writerow([r["student"]] + [_fmt(scores.get(c["column"])) for c in columns]
-                   + [_fmt(float(r.get("total") or 0.0)), _fmt(r.get("max")), r["status"],
+        w.writerow([r["student"]] + [fmt(scores.get(c["column"])) for c in columns]
+                   + [fmt(float(r.get("total") or 0.0)), fmt(r.get("max")), r["status"],
                       " | ".join(r.get("problems", [])), " ".join(r.get("files", []))])
     atomic_write(path, buf.getvalue())
     return path
@@ -133,7 +133,7 @@ def write_summary(out: str, assignment: str, columns: list, max_score: float, re
                  "<th>total</th></tr>" % len(flagged))
     for r in sorted(flagged, key=lambda r: r["student"]):
         parts.append("<tr><td>%s</td><td>%s</td><td>%s</td></tr>"
-                     % (html.escape(r["student"]), html.escape(r["status"]), _fmt(float(r.get("total") or 0))))
+                     % (html.escape(r["student"]), html.escape(r["status"]), fmt(float(r.get("total") or 0))))
     parts.append("</table><p>Details per student: grading.log and grades.csv (column problems).</p></body></html>")
     path = os.path.join(out, "summary.html")
     atomic_write(path, "\n".join(parts))

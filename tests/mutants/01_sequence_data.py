@@ -1,5 +1,5 @@
 """Typical mistakes in exercise 1 and what the feedback must say about each."""
-from nbgrader_course import Mutant
+from course_helpers import Mutant
 
 MUTANTS = [
     Mutant("left_padding", "pad_sequences",

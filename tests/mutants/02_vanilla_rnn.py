@@ -1,5 +1,5 @@
 """Typical mistakes in exercise 2 (the vanilla RNN forward pass) and what the feedback must say about each."""
-from nbgrader_course import Mutant
+from course_helpers import Mutant
 
 A_LINE = ('a = x @ params["weight_ih"].T + params["bias_ih"] + h_prev @ params["weight_hh"].T'
           ' + params["bias_hh"]')

@@ -1,5 +1,5 @@
 """Typical mistakes in exercise 3 (backpropagation through time) and what the feedback must say about each."""
-from nbgrader_course import Mutant
+from course_helpers import Mutant
 
 MUTANTS = [
     # the worked example

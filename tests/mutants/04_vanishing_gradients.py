@@ -1,5 +1,5 @@
 """Typical mistakes in exercise 4 (vanishing and exploding gradients, clipping) and what the feedback must say."""
-from nbgrader_course import Mutant
+from course_helpers import Mutant
 
 JACOBIAN = 'return (1 - h**2)[:, :, None] * params["weight_hh"][None, :, :]'
 

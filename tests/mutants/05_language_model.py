@@ -1,5 +1,5 @@
 """Typical mistakes in exercise 5 (a word-level language model) and what the feedback must say about each."""
-from nbgrader_course import Mutant
+from course_helpers import Mutant
 
 EMBEDDING_UPDATE = """    dE = np.zeros_like(E)
     np.add.at(dE, inputs, dx)

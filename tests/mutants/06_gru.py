@@ -1,5 +1,5 @@
 """Typical mistakes in exercise 6 (GRU) and what the feedback must say about each."""
-from nbgrader_course import Mutant
+from course_helpers import Mutant
 
 MUTANTS = [
     Mutant("simple_gate_swapped", "gru_simple_step_forward",

@@ -1,5 +1,5 @@
 """Typical mistakes in exercise 7 (LSTM) and what the feedback must say about each."""
-from nbgrader_course import Mutant
+from course_helpers import Mutant
 
 MUTANTS = [
     Mutant("forget_gate_multiplies_new_cell", "lstm_step_forward",

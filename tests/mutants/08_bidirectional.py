@@ -1,5 +1,5 @@
 """Typical mistakes in exercise 8 (bidirectional RNNs) and what the feedback must say about each."""
-from nbgrader_course import Mutant
+from course_helpers import Mutant
 
 MUTANTS = [
     Mutant("backward_outputs_not_reversed_back", "bidirectional_forward",

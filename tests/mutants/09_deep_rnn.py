@@ -1,5 +1,5 @@
 """Typical mistakes in exercise 9 (deep RNNs) and what the feedback must say about each."""
-from nbgrader_course import Mutant
+from course_helpers import Mutant
 
 MUTANTS = [
     Mutant("every_layer_reads_x", "deep_rnn_forward",

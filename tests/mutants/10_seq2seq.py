@@ -1,5 +1,5 @@
 """Typical mistakes in exercise 10 (sequence to sequence) and what the feedback must say about each."""
-from nbgrader_course import Mutant
+from course_helpers import Mutant
 
 MUTANTS = [
     Mutant("generation_does_not_feed_back", "greedy_decode",

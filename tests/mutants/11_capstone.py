@@ -1,5 +1,5 @@
 """Typical mistakes in exercise 11 (capstone) and what the feedback must say about each."""
-from nbgrader_course import Mutant
+from course_helpers import Mutant
 
 MUTANTS = [
     Mutant("adam_without_bias_correction", "adam_update",
