@@ -1,10 +1,12 @@
-"""Every assignment, graded by the course's own grading command (nbgrader underneath):
+"""Every assignment, graded by the course's grader:
 
 * the solution scores full marks and the untouched release scores zero, failing only with
   "not implemented yet";
 * every typical mistake (tests/mutants/) scores partially, with a message that names it;
-* cheating (borrowing rnnkit, redefining numpy's comparisons) is caught in real grading too;
-* the release is exactly what nbgrader generates from the solution, without hidden tests.
+* borrowing the library's answer fails in the sandbox, where the library's implementation is not
+  installed (graded by grade-class itself);
+* the release is exactly what nbgrader generates from the solution, without hidden tests, and its
+  test cells hold only check(...) calls.
 """
 from __future__ import annotations
 
@@ -13,8 +15,7 @@ import subprocess
 import sys
 
 import pytest
-
-from nbgrader_course import ROOT, check_cells, grade_class, load_mutants
+from course_helpers import ROOT, assignment, grade_class, grade_loopback, load_mutants
 
 ASSIGNMENTS = sorted(p.name for p in (ROOT / "solutions").iterdir() if p.is_dir())
 CHEATS = ("calls_", "redefines_")
@@ -26,72 +27,77 @@ def test_exercises_are_generated_from_solutions():
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-@pytest.fixture(scope="module")
-def graded(tmp_path_factory):
-    """grade-class, once per assignment, on the solution, the untouched release and the cheats."""
-    cache = {}
-
-    def grade(assignment):
-        if assignment not in cache:
-            work = tmp_path_factory.mktemp(assignment)
-            solution = ROOT / "solutions" / assignment / f"{assignment}.ipynb"
-            notebooks = {"solution": solution,
-                         "untouched": ROOT / "exercises" / assignment / f"{assignment}.ipynb"}
-            for mutant in load_mutants(assignment):
-                if mutant.name.startswith(CHEATS):
-                    student = "cheat-" + mutant.name.replace("_", "-")
-                    notebooks[student] = mutant.apply(solution, work / f"{mutant.name}.ipynb")
-            cache[assignment] = grade_class(assignment, notebooks, work)
-        return cache[assignment]
-
-    return grade
+@pytest.mark.parametrize("name", ASSIGNMENTS)
+def test_test_cells_parse_into_checks(name):
+    loaded = assignment(name)
+    assert loaded.max_score > 0
+    for test in loaded.tests.values():
+        assert any(not c.hidden for c in test.checks), f"{test.grade_id} has no visible check"
+        assert any(c.hidden for c in test.checks), f"{test.grade_id} has no hidden check"
 
 
-@pytest.mark.parametrize("assignment", ASSIGNMENTS)
-def test_solution_scores_full_marks(assignment, graded):
-    solution = graded(assignment)["solution"]
-    assert solution.max_score > 0
-    assert solution.score == solution.max_score, solution.outputs
-
-
-@pytest.mark.parametrize("assignment", ASSIGNMENTS)
-def test_untouched_release_scores_zero(assignment, graded):
-    untouched = graded(assignment)["untouched"]
+@pytest.mark.parametrize("name", ASSIGNMENTS)
+def test_solution_scores_full_marks_and_release_zero(name):
+    solution = grade_loopback(name, ROOT / "solutions" / name / f"{name}.ipynb")
+    assert solution.score == solution.max_score > 0, solution.outputs
+    untouched = grade_loopback(name, ROOT / "exercises" / name / f"{name}.ipynb")
     assert untouched.score == 0, untouched.cells
     for gid, text in untouched.outputs.items():
         assert "not implemented yet" in text, (gid, text)
 
 
-@pytest.mark.parametrize("assignment", ASSIGNMENTS)
-def test_cheating_is_caught_by_the_grader(assignment, graded):
-    results = graded(assignment)
-    cheats = [m for m in load_mutants(assignment) if m.name.startswith(CHEATS)]
-    assert cheats, f"{assignment} needs a mutant that borrows rnnkit's answer"
-    for mutant in cheats:
-        result = results["cheat-" + mutant.name.replace("_", "-")]
-        assert result.score < result.max_score, (mutant.name, result.cells)
-        assert mutant.expect in " ".join(result.outputs.values()), (mutant.name, result.outputs)
-
-
-@pytest.mark.parametrize("assignment", ASSIGNMENTS)
-def test_typical_mistakes_score_partially_with_a_message(assignment, tmp_path):
-    mutants = [m for m in load_mutants(assignment) if not m.name.startswith(CHEATS)]
-    assert len(mutants) >= 5, f"{assignment} needs at least five typical-mistake mutants"
-    solution = ROOT / "solutions" / assignment / f"{assignment}.ipynb"
-    reference = check_cells(assignment, solution)
-    assert reference.score == reference.max_score, reference.outputs
+@pytest.mark.parametrize("name", ASSIGNMENTS)
+def test_typical_mistakes_score_partially_with_a_message(name, tmp_path):
+    mutants = [m for m in load_mutants(name) if not m.name.startswith(CHEATS)]
+    assert len(mutants) >= 5, f"{name} needs at least five typical-mistake mutants"
+    solution = ROOT / "solutions" / name / f"{name}.ipynb"
     for mutant in mutants:
-        result = check_cells(assignment, mutant.apply(solution, tmp_path / f"{mutant.name}.ipynb"))
+        result = grade_loopback(name, mutant.apply(solution, tmp_path / f"{mutant.name}.ipynb"))
         assert 0 < result.score < result.max_score, (mutant.name, result.cells)
         failed = [gid for gid, points in result.cells.items() if points == 0]
         messages = " ".join(result.outputs[gid] for gid in failed)
         assert mutant.expect in messages, (mutant.name, messages)
 
 
-@pytest.mark.parametrize("assignment", ASSIGNMENTS)
-def test_release_has_no_hidden_tests_or_solutions(assignment):
-    release = json.loads((ROOT / "exercises" / assignment / f"{assignment}.ipynb").read_text())
+@pytest.fixture(scope="module")
+def graded_by_grade_class(tmp_path_factory):
+    """grade-class (sandboxed), once per assignment, on the solution and the cheats."""
+    cache = {}
+
+    def grade(name):
+        if name not in cache:
+            work = tmp_path_factory.mktemp(name)
+            solution = ROOT / "solutions" / name / f"{name}.ipynb"
+            notebooks = {"solution": solution}
+            for mutant in load_mutants(name):
+                if mutant.name.startswith(CHEATS):
+                    notebooks["cheat-" + mutant.name.replace("_", "-")] = mutant.apply(
+                        solution, work / f"{mutant.name}.ipynb")
+            cache[name] = grade_class(name, notebooks, work)
+        return cache[name]
+
+    return grade
+
+
+@pytest.mark.parametrize("name", ASSIGNMENTS)
+def test_sandboxed_solution_scores_full_marks_and_cheats_do_not(name, graded_by_grade_class):
+    results = graded_by_grade_class(name)
+    solution = results["solution"]
+    assert solution.status == "graded", solution.problems
+    assert solution.score == solution.max_score, solution.outputs
+    cheats = [m for m in load_mutants(name) if m.name.startswith(CHEATS)]
+    assert cheats, f"{name} needs a mutant that borrows the library's answer"
+    for mutant in cheats:
+        result = results["cheat-" + mutant.name.replace("_", "-")]
+        assert result.score < result.max_score, (mutant.name, result.cells)
+        assert mutant.expect in " ".join(result.outputs.values()), (mutant.name, result.outputs)
+
+
+@pytest.mark.parametrize("name", ASSIGNMENTS)
+def test_release_has_no_hidden_tests_or_solutions(name):
+    release = json.loads((ROOT / "exercises" / name / f"{name}.ipynb").read_text())
     text = "".join("".join(c["source"]) for c in release["cells"])
     assert "BEGIN HIDDEN TESTS" not in text and "BEGIN SOLUTION" not in text
-    source = json.loads((ROOT / "solutions" / assignment / f"{assignment}.ipynb").read_text())
+    assert "rnnkit.checks" not in text
+    source = json.loads((ROOT / "solutions" / name / f"{name}.ipynb").read_text())
     assert "BEGIN HIDDEN TESTS" in "".join("".join(c["source"]) for c in source["cells"])

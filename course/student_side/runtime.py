@@ -193,15 +193,15 @@ class StudentRuntime:
 def run_source(source: str, label: str, namespace: dict):
     """Run a cell's source in ``namespace`` the way a notebook does; return the value of its last
     line when that line is an expression (None otherwise)."""
-    lines = source.splitlines(keepends=True)
-    linecache.cache[label] = (len(source), None, lines, label)
-    tree = ast.parse(source, filename=label)
+    filename = f"<{label}>"
+    linecache.cache[filename] = (len(source), None, source.splitlines(keepends=True), filename)
+    tree = ast.parse(source, filename=filename)
     last = None
     if tree.body and isinstance(tree.body[-1], ast.Expr):
         last = ast.Expression(tree.body.pop().value)
-    exec(compile(tree, label, "exec"), namespace)
+    exec(compile(tree, filename, "exec"), namespace)
     if last is not None:
-        return eval(compile(last, label, "eval"), namespace)
+        return eval(compile(last, filename, "eval"), namespace)
     return None
 
 
