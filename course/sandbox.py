@@ -73,13 +73,14 @@ class Limits:
     memory: int = 2 * 2**30          # bytes of data segment (RLIMIT_DATA), per process
     cpu_per_request: float = 60.0    # CPU seconds for one cell or one call
     cpu_total: float = 600.0         # CPU seconds for the whole process (RLIMIT_CPU)
-    wall_factor: float = 5.0         # a request may take wall_factor * its CPU limit + 30 s of wall time
+    wall_factor: float = 5.0         # a request may take wall_factor * its CPU limit + wall_slack s
+    wall_slack: float = 30.0
     processes: int = 64              # RLIMIT_NPROC for the sandbox's own uid
     file_size: int = 64 * 2**20      # largest file it may write (RLIMIT_FSIZE)
     tmp_size: int = 128 * 2**20      # size of its private /tmp and home (tmpfs)
 
     def wall_limit(self, cpu: float) -> float:
-        return self.wall_factor * cpu + 30.0
+        return self.wall_factor * cpu + self.wall_slack
 
 
 # --------------------------------------------------------------------------------------------

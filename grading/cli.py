@@ -64,6 +64,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
+    from course.sandbox import Limits
+
     from .runner import Options, run
 
     if args.workers is not None and args.workers < 1:
@@ -71,8 +73,9 @@ def main(argv=None) -> int:
         return 2
     opts = Options(assignment=args.assignment, submissions=args.submissions, course_dir=args.course_dir,
                    out=args.out, workers=args.workers, scheduler=args.scheduler,
-                   cpu_per_request=args.cpu_per_cell, cpu_total=args.cpu_per_notebook,
-                   memory_limit=args.memory_limit, force=args.force, student_pattern=args.student_pattern,
+                   limits=Limits(cpu_per_request=args.cpu_per_cell, cpu_total=args.cpu_per_notebook,
+                                 memory=args.memory_limit),
+                   force=args.force, student_pattern=args.student_pattern,
                    sandbox=not args.no_sandbox, gradebook=args.gradebook, progress=not args.no_progress)
     try:
         summary = run(opts)

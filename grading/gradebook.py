@@ -55,6 +55,13 @@ class NbgraderGradebook:
 
     def record(self, result: dict) -> None:
         """The automatic scores of one student's submission (a row of grades.csv)."""
+        import warnings
+
+        with warnings.catch_warnings():  # nbgrader's own use of SQLAlchemy warns on every new submission
+            warnings.simplefilter("ignore")
+            self._record(result)
+
+    def _record(self, result: dict) -> None:
         student = result["student"]
         self.gb.update_or_create_student(student)
         kwargs = {"timestamp": result["timestamp"]} if result.get("timestamp") else {}

@@ -8,6 +8,7 @@ with), so an interrupted run resumes where it stopped.
 from __future__ import annotations
 
 import concurrent.futures as cf
+import dataclasses
 import json
 import logging
 import multiprocessing
@@ -40,9 +41,7 @@ class Options:
     out: str | None = None
     workers: int | None = None
     scheduler: str | None = None
-    cpu_per_request: float = 60.0      # CPU seconds for one cell or one check's call
-    cpu_total: float = 600.0           # CPU seconds for one notebook's student process
-    memory_limit: int = 2 * 2**30
+    limits: Limits = field(default_factory=Limits)   # of each student process (CPU seconds, memory...)
     force: bool = False
     student_pattern: str = DEFAULT_PATTERN
     sandbox: bool = True
@@ -50,13 +49,9 @@ class Options:
     progress: bool = True
     client: object = None              # an existing dask Client (tests, notebooks)
 
-    def limits(self) -> Limits:
-        return Limits(memory=self.memory_limit, cpu_per_request=self.cpu_per_request, cpu_total=self.cpu_total)
-
     def grading_key(self) -> str:
         """What changes grades, besides the files: a different value re-grades everything."""
-        return json.dumps({"cpu_per_request": self.cpu_per_request, "cpu_total": self.cpu_total,
-                           "memory": self.memory_limit, "sandbox": self.sandbox}, sort_keys=True)
+        return json.dumps({"limits": dataclasses.asdict(self.limits), "sandbox": self.sandbox}, sort_keys=True)
 
 
 @dataclass
@@ -130,7 +125,7 @@ class GradingRun:
                  opts.assignment, opts.submissions, self.course_dir, self.out,
                  "sandboxed (bubblewrap)" if opts.sandbox else "NOT sandboxed")
         assets = assets_for(self.assignment, self.out / ".grading" / "sandbox", opts.sandbox)
-        self.grader = SubmissionGrader(self.assignment, assets, opts.limits(), opts.sandbox)
+        self.grader = SubmissionGrader(self.assignment, assets, opts.limits, opts.sandbox)
         self.key = hash_tree(source, Path(course.__file__).parent) + opts.grading_key()
         self.gradebook = NbgraderGradebook(Path(opts.gradebook or self.out / "gradebook.db"), source)
 

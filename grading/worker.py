@@ -62,8 +62,9 @@ class SubmissionGrader:
         graded = grade_notebook(self.assignment, nb, process_starter(self.assets, self.limits,
                                                                      sandboxed=self.sandboxed, files=files))
         result = base_result(job)
-        result.update(status=status_of(graded, self.sandboxed), problems=[*job.get("problems", []),
-                      *load_problems, *graded.problems, *(message for _, message in graded.events)],
+        status = status_of(graded, self.sandboxed)
+        events = list(dict.fromkeys(m for _, m in graded.events if not status.endswith(m)))
+        result.update(status=status, problems=[*job.get("problems", []), *load_problems, *graded.problems, *events],
                       scores={gid: t.points for gid, t in graded.tests.items()}, total=graded.score,
                       max=graded.max_score,
                       tests={gid: {"passed": t.passed, "message": t.failure.message if t.failure else ""}
