@@ -282,10 +282,12 @@ def _run_test(session: StudentSession | None, test: TestCell, result: GradedNote
             break
     result.tests[test.grade_id] = outcome
     text = outcome.report(len(test.checks), sum(c.hidden for c in test.checks)) or "not run"
-    outputs = [_stream("stdout", text + "\n")]
-    if not outcome.passed:
+    if outcome.passed:
+        outputs = [_stream("stdout", text + "\n")]
+    else:  # one error output: the report is its traceback, so the message shows once
         failure = outcome.failure
-        outputs.append(_error("CheckFailure", failure.message if failure else "not run", []))
+        outputs = [{"output_type": "error", "ename": "CheckFailure", "evalue": failure.message if failure else "not run",
+                    "traceback": text.split("\n")}]
     return {"cell_type": "code", "execution_count": None, "id": test.cell_id or f"test-{test.grade_id}",
             "metadata": {"deletable": False, "editable": False,
                          "nbgrader": {"grade": True, "grade_id": test.grade_id, "locked": True,

@@ -38,6 +38,11 @@ def run_spec(spec: str, source: str, seed: int | None = 0, **params):
     return run_check(spec, {**params, "seed": seed}, LoopbackChannel(namespace))
 
 
+def _shown(cell: dict) -> str:
+    """What a graded cell shows: its printed text and the lines of its error output."""
+    return "\n".join(o.get("text", "") or "\n".join(o.get("traceback", [])) for o in cell.get("outputs", []))
+
+
 def check_source(spec: str, source: str, seed: int | None = 0, **params) -> str:
     """Like :func:`run_spec`, raising CheckFailure with the message when the check fails."""
     from course.verdict import CheckFailure
@@ -65,7 +70,7 @@ def grade_loopback(name: str, notebook: Path) -> Graded:
     for cell in graded.notebook["cells"]:
         gid = ((cell.get("metadata") or {}).get("nbgrader") or {}).get("grade_id")
         if gid in graded.tests:
-            outputs[gid] = "\n".join(o.get("text", "") + o.get("evalue", "") for o in cell.get("outputs", []))
+            outputs[gid] = _shown(cell)
     return Graded(graded.score, graded.max_score, {g: t.points for g, t in graded.tests.items()}, outputs,
                   "graded" if not graded.events else graded.events[0][0], " | ".join(graded.problems))
 
@@ -94,7 +99,7 @@ def grade_class(name: str, submissions: dict[str, Path], workdir: Path, workers:
         for cell in graded["cells"]:
             gid = ((cell.get("metadata") or {}).get("nbgrader") or {}).get("grade_id")
             if gid in cells:
-                outputs[gid] = "\n".join(o.get("text", "") + o.get("evalue", "") for o in cell.get("outputs", []))
+                outputs[gid] = _shown(cell)
         results[student] = Graded(float(row["total"]), float(row["max"]), cells, outputs, row["status"],
                                   row["problems"])
     return results
