@@ -3,6 +3,7 @@ rnnkit.models.Seq2Seq, the greedy problems end at different steps, the solution 
 mistakes are named, and a failing seq2seq_loss names the earlier part that is wrong."""
 from __future__ import annotations
 
+import ast
 import json
 
 import numpy as np
@@ -18,11 +19,13 @@ CELL_BREAK = "\n# ---- next cell ----\n"
 
 
 def solution_source(name: str) -> str:
-    """The code cells of a solution notebook without its test cells, as one source text."""
+    """The code cells of a solution notebook as one source text, without its test cells and without
+    the ungraded demonstrations (cells with a top-level loop, ``if`` or ``try``: training runs)."""
     nb = json.loads((ROOT / "solutions" / name / f"{name}.ipynb").read_text())
     cells = ["".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "code"
              and not (c.get("metadata", {}).get("nbgrader", {}).get("grade") and "check(" in "".join(c["source"]))]
-    return CELL_BREAK.join(cells)
+    demo = (ast.For, ast.While, ast.If, ast.Try, ast.With)
+    return CELL_BREAK.join(c for c in cells if not any(isinstance(node, demo) for node in ast.parse(c).body))
 
 
 @pytest.fixture(scope="module")
