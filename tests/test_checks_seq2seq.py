@@ -1,16 +1,40 @@
-"""Spec-level tests of rnnkit.checks.seq2seq (exercise 10): the written-out references agree with
-rnnkit.models.Seq2Seq, the greedy problems end at different steps, the solution passes, and typical
-mistakes are named."""
+"""The checks of exercise 10 (sequence to sequence): the written-out references agree with
+rnnkit.models.Seq2Seq, the greedy problems end at different steps, the solution passes, typical
+mistakes are named, and a failing seq2seq_loss names the earlier part that is wrong."""
 from __future__ import annotations
+
+import ast
+import json
 
 import numpy as np
 import pytest
+from course_helpers import ROOT, check_source
 
-from rnnkit.checks import CheckFailure, check
-from rnnkit.checks import seq2seq
+from course.checks import seq2seq
+from course.verdict import CheckFailure
 from rnnkit.losses import cross_entropy
 from rnnkit.text import PAD_ID
-from test_checks_deep_rnn import solution_source
+
+CELL_BREAK = "\n# ---- next cell ----\n"
+
+
+def solution_source(name: str) -> str:
+    """The code cells of a solution notebook as one source text, without its test cells and without
+    the ungraded demonstrations (cells with a top-level loop, ``if`` or ``try``: training runs)."""
+    nb = json.loads((ROOT / "solutions" / name / f"{name}.ipynb").read_text())
+    cells = ["".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "code"
+             and not (c.get("metadata", {}).get("nbgrader", {}).get("grade") and "check(" in "".join(c["source"]))]
+    demo = (ast.For, ast.While, ast.If, ast.Try, ast.With)
+    return CELL_BREAK.join(c for c in cells if not any(isinstance(node, demo) for node in ast.parse(c).body))
+
+
+@pytest.fixture(scope="module")
+def source():
+    return solution_source("10_seq2seq")
+
+
+def run(spec, source, seed=0, **params):
+    return check_source(f"seq2seq.{spec}", source, seed, **params)
 
 
 def test_written_out_loss_equals_rnnkit_seq2seq():
@@ -38,10 +62,24 @@ def test_written_out_greedy_decoding_equals_rnnkit_generation():
             assert len({len(s) for s in want}) > 1  # ... not all at the same step
 
 
-def test_the_solution_passes_every_spec():
-    source = solution_source("10_seq2seq")
-    for spec in ("greedy", "teacher_forcing", "masked_cross_entropy", "encoder", "loss"):
-        check(f"seq2seq.{spec}", source=source, seed=0)
+def test_the_solution_passes_every_spec(source):
+    for spec in seq2seq.SPECS:
+        assert "correct" in run(spec, source)
+    assert run("masked_cross_entropy", source, scale=400.0).startswith("masked_cross_entropy: correct")
+    assert run("greedy", source, cases=[{"batch": 2, "max_len": 1}, {"stop": "never"}]).startswith("2 cases correct")
+
+
+def test_an_honest_variant_written_differently_passes(source):
+    """A lambda helper, a constant built with a call and a different way to shift."""
+    variant = source.replace(
+        "def teacher_forcing_inputs(targets, bos_id=BOS_ID):",
+        "SHIFT = dict(axis=0)\nfirst_row = lambda targets, bos_id: np.full_like(targets[:1], bos_id)\n\n"
+        "def teacher_forcing_inputs(targets, bos_id=BOS_ID):\n"
+        "    return np.concatenate([first_row(targets, bos_id), targets[:-1]], **SHIFT)\n\n"
+        "def _unused(targets, bos_id=BOS_ID):")
+    assert variant != source
+    assert run("teacher_forcing", variant).startswith("teacher_forcing_inputs: correct")
+    assert run("loss", variant).startswith("seq2seq_loss: correct")
 
 
 @pytest.mark.parametrize("old, new, spec, phrase", [
@@ -55,14 +93,32 @@ def test_the_solution_passes_every_spec():
     ("sequence_backward(None, dh_enc, enc_cache)", "sequence_backward(None, None, enc_cache)", "loss",
      "the encoder's gradients are all zero"),
 ])
-def test_typical_mistakes_are_named(old, new, spec, phrase):
-    source = solution_source("10_seq2seq")
+def test_typical_mistakes_are_named(source, old, new, spec, phrase):
     assert old in source
     with pytest.raises(CheckFailure, match=phrase):
-        check(f"seq2seq.{spec}", source=source.replace(old, new), seed=0)
+        run(spec, source.replace(old, new))
 
 
-def test_borrowing_the_library_model_is_refused():
-    source = solution_source("10_seq2seq") + "\n# ---- next cell ----\nfrom rnnkit.models import shift_right\n"
-    with pytest.raises(CheckFailure, match="rnnkit.models.shift_right"):
-        check("seq2seq.teacher_forcing", source=source, seed=0)
+def test_a_failing_loss_names_the_wrong_part(source):
+    """seq2seq_loss built on a wrong masked_cross_entropy: the message says which part to fix first."""
+    wrong = source.replace("    return loss, dlogits\n", "    return loss / keep.sum(), dlogits / keep.sum()\n", 1)
+    assert wrong != source
+    with pytest.raises(CheckFailure) as failure:
+        run("loss", wrong)
+    message = str(failure.value)
+    assert "seq2seq_loss uses your masked_cross_entropy, which does not pass its own check yet" in message
+    assert "this exercise sums it" in message
+
+
+def test_changing_the_logits_in_place_is_reported(source):
+    wrong = source.replace("shifted = logits - logits.max(axis=-1, keepdims=True)",
+                           "logits -= logits.max(axis=-1, keepdims=True)\n    shifted = logits", 1)
+    assert wrong != source
+    with pytest.raises(CheckFailure, match="changed its argument logits in place"):
+        run("masked_cross_entropy", wrong)
+
+
+def test_a_numpy_array_from_greedy_decode_is_explained(source):
+    wrong = source.replace("    return generated\n", "    return np.array(generated)\n", 1)
+    with pytest.raises(CheckFailure, match="returned a numpy array; return a list of 3 lists"):
+        run("greedy", wrong, stop="never")

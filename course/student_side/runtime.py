@@ -158,8 +158,8 @@ class StudentRuntime:
         return {"ok": True}
 
     def op_configure(self, msg, dec, enc):
-        if msg.get("refuse_numpy_on_tensors"):
-            refuse_numpy_on_tensors()
+        if "refuse_numpy_on_tensors" in msg:
+            refuse_numpy_on_tensors(bool(msg["refuse_numpy_on_tensors"]))
         if "figures" in msg:
             self.figures = bool(msg["figures"])
         return {"ok": True}
@@ -253,14 +253,25 @@ NUMPY_ON_TENSOR = ("a numpy function was given a torch tensor. On a GPU that fai
                    "xp.concat, ...)")
 
 
-def refuse_numpy_on_tensors() -> None:
-    """Make numpy refuse torch tensors in this process, as it must on a GPU."""
+def refuse_numpy_on_tensors(refuse: bool = True) -> None:
+    """Make numpy refuse torch tensors in this process, as it must on a GPU; ``refuse=False``
+    gives torch its own ``Tensor.__array__`` back (a check switches the refusal off when it ends,
+    so the student's kernel, or the test process, is left as it was)."""
+    if not refuse and "torch" not in sys.modules:
+        return
     import torch
 
-    def refuse(self, *args, **kwargs):
+    current = torch.Tensor.__array__
+    original = getattr(current, "original", current)
+    if not refuse:
+        torch.Tensor.__array__ = original
+        return
+
+    def refusing(self, *args, **kwargs):
         raise TypeError(NUMPY_ON_TENSOR)
 
-    torch.Tensor.__array__ = refuse
+    refusing.original = original
+    torch.Tensor.__array__ = refusing
 
 
 class NotebookShim:

@@ -185,7 +185,7 @@ class Decoder:
     def __init__(self, blobs, resolve_handle=None, tensor=None):
         self.blobs = blobs
         self._resolve = resolve_handle
-        self._tensor = tensor
+        self._make_tensor = tensor  # not self._tensor: that name is the method for the "tensor" tag
         self._objects: dict[int, object] = {}
 
     def decode(self, node, depth: int = 0):
@@ -252,9 +252,9 @@ class Decoder:
 
     def _tensor(self, node, depth):
         a = self.array(node)
-        if self._tensor is None:
+        if self._make_tensor is None:
             raise WireError("a torch tensor, where torch is not available")
-        return self._tensor(a, node.get("device", "cpu"))
+        return self._make_tensor(a, node.get("device", "cpu"))
 
     def _generator(self, node, depth):
         state = node.get("state")

@@ -38,10 +38,10 @@ MUTANTS = [
     Mutant("loss_averaged", "masked_cross_entropy",
            "    return loss, dlogits", "    return loss / keep.sum(), dlogits / keep.sum()",
            "this exercise sums it"),
-    # Cheating: borrowing the library's loss.
+    # Cheating: borrowing the library's loss (graded sandboxed, where rnnkit.losses is not installed).
     Mutant("calls_rnnkit", "masked_cross_entropy",
            "shifted = logits - logits.max(axis=-1, keepdims=True)\n",
            "from rnnkit.losses import cross_entropy as _library_loss\n"
            "    return _library_loss(logits, targets, ignore_index=pad_id)\n",
-           "this exercise asks you to write that part yourself"),
+           "No module named 'rnnkit.losses'"),
 ]

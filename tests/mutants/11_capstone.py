@@ -35,10 +35,13 @@ MUTANTS = [
            "the padding was counted"),
     Mutant("numpy_only_code", "cell_step",
            "g, o = xp.tanh(a[:, 2 * H:3 * H])", "g, o = np.tanh(a[:, 2 * H:3 * H])",
-           "a numpy function was called on a torch tensor"),
-    # Cheating: borrowing the library's optimizer.
+           "a numpy function was given a torch tensor"),
+    Mutant("lstm_backward_without_the_path_through_h", "cell_step",
+           "dc = dc + dh * o * (1 - tanh_c * tanh_c)", "dc = dc",
+           "c_t reaches the loss along two paths"),
+    # Cheating: borrowing the library's optimizer (graded sandboxed, where rnnkit.optim is not installed).
     Mutant("calls_rnnkit", "adam_update",
            "beta1, beta2 = betas\n",
            "from rnnkit.optim import Adam as _library_adam\n    beta1, beta2 = betas\n",
-           "this exercise asks you to write that part yourself"),
+           "No module named 'rnnkit.optim'"),
 ]

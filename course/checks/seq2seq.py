@@ -9,16 +9,17 @@ random inputs. The ``mistakes`` come from the same computation written out step 
 typical error built in (targets not shifted, decoder started from zeros, padding counted, no gradient
 into the encoder, generation that does not feed its output back or does not stop at <EOS>).
 
-The single GRU layer and its BPTT are earlier exercises: the students may use ``rnnkit.sequence`` and
-``rnnkit.cells`` (the notebook's given ``decoder_step`` uses ``gru_step_forward``), the special ids of
-``rnnkit.text`` and, for the ungraded training run, ``rnnkit.optim``.
+``seq2seq_loss`` is built from the student's earlier functions (``encode``, ``teacher_forcing_inputs``,
+``masked_cross_entropy``); when it fails, the first of those that fails its own check is named
+(:func:`~course.checks.expect.blame_parts`).
+
+Also used by the capstone (exercise 11): :func:`run_cases` and :func:`expect_number`.
 """
 from __future__ import annotations
 
 import numpy as np
 
 from rnnkit.cells import gru_step_forward as _gru_step
-from rnnkit.checks.core import CheckFailure, call_student, expect_array, expect_close, student_function
 from rnnkit.losses import cross_entropy as _cross_entropy
 from rnnkit.models import Seq2Seq as _Seq2Seq
 from rnnkit.models import shift_right as _shift_right
@@ -27,24 +28,47 @@ from rnnkit.sequence import sequence_backward as _seq_backward
 from rnnkit.sequence import sequence_forward as _seq_forward
 from rnnkit.text import BOS_ID, EOS_ID, PAD_ID
 
-#: earlier exercises' pieces (one GRU layer, its BPTT, special ids) and the optimizer of the demo
-ALLOWED = ("rnnkit.sequence", "rnnkit.cells", "rnnkit.text", "rnnkit.optim")
+from ..sandbox import Policy
+from .expect import (CheckFailure, blame_parts, call_student, copy_params, expect_array, expect_close,
+                     expect_grads_dict, expect_tuple, expect_unchanged, kind_of, student_function)
+
+#: the notebook's imports: numpy, matplotlib and threadpoolctl; the earlier exercises' pieces (one GRU
+#: layer and its BPTT, the special ids), the data and the optimizer of the ungraded training run, and
+#: array_api_compat, which rnnkit.backend (under all of them) imports on first use. Not rnnkit.models
+#: (its Seq2Seq is the answer) nor rnnkit.losses.
+POLICY = Policy(packages=("numpy", "matplotlib", "threadpoolctl", "array_api_compat"),
+                rnnkit=("rnnkit.cells", "rnnkit.sequence", "rnnkit.text", "rnnkit.data", "rnnkit.optim"))
+SPECS = ("greedy", "teacher_forcing", "masked_cross_entropy", "encoder", "loss")
 
 CELL_NAMES = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
 FIRST_SYMBOL = 4  # ids 0-3 are <PAD>, <UNK>, <BOS>, <EOS>
 
-# pristine references (student code runs later in the same process)
-_isinstance = isinstance
-_tuple = tuple
-_list = list
-_dict = dict
-_int = int
-_ndarray = np.ndarray
-
 
 # --------------------------------------------------------------------------------------------
-# helpers
+# helpers (run_cases and expect_number serve the capstone too)
 # --------------------------------------------------------------------------------------------
+
+def run_cases(run, cases, defaults: dict, context=None) -> str:
+    """``run(**case)`` for each case (``defaults`` overridden by the case); one note for them all.
+    ``context``: a context manager factory wrapped around the runs (e.g. one BLAS thread)."""
+    cases = cases or [{}]
+    if context is None:
+        notes = [run(**{**defaults, **case}) for case in cases]
+    else:
+        with context():
+            notes = [run(**{**defaults, **case}) for case in cases]
+    return notes[0] if len(notes) == 1 else f"{len(notes)} cases correct: " + "; ".join(notes)
+
+
+def expect_number(value, what: str) -> np.ndarray:
+    """A loss (a float, a numpy number or an array of one entry) as a 0-d float64 array."""
+    if isinstance(value, (float, int, np.floating, np.integer)) and not isinstance(value, (bool, np.bool_)):
+        return np.asarray(float(value))
+    if isinstance(value, np.ndarray) and value.size == 1 and value.dtype.kind in "iuf":
+        return value.reshape(()).astype(np.float64)
+    got = "None" if value is None else f"a {kind_of(value)}"
+    raise CheckFailure(f"{what} should be a number (a float or a 0-d array), got {got}")
+
 
 def random_params(rng, src_vocab, tgt_vocab, embed, hidden, scale=1.0):
     """Seq2Seq parameters (a GRU encoder and decoder, one layer each) under rnnkit's names."""
@@ -77,38 +101,6 @@ def cell_params(params, part):
     return {name: params[f"{part}.{name}_l0"] for name in CELL_NAMES}
 
 
-def _copy(params):
-    return {k: np.array(v, copy=True) for k, v in params.items()}
-
-
-def _expect_tuple(out, n, what, names):
-    if not _isinstance(out, _tuple) or len(out) != n:
-        got = f"a tuple of {len(out)} values" if _isinstance(out, _tuple) else type(out).__name__
-        raise CheckFailure(f"{what} should return a tuple {names}, got {got}")
-    return out
-
-
-def _expect_unchanged(originals, passed, what):
-    for name, original in originals.items():
-        value = passed[name]
-        if _isinstance(value, _ndarray) and (value.shape != original.shape or not np.array_equal(value, original)):
-            raise CheckFailure(f"{what} changed its argument {name} in place; compute new arrays and leave "
-                               "the inputs as they were (the caller still needs them)")
-
-
-def _as_number_array(value, what):
-    if _isinstance(value, (float, int, np.floating, np.integer)) and not _isinstance(value, bool):
-        return np.asarray(float(value))
-    if _isinstance(value, _ndarray) and value.size == 1:
-        return value.reshape(())
-    raise CheckFailure(f"{what} should be a number (a float or a 0-d array), got {type(value).__name__}")
-
-
-def _cases(run, cases, defaults):
-    notes = [run(**{**defaults, **case}) for case in cases]
-    return notes[0] if len(notes) == 1 else f"{len(notes)} cases correct: " + "; ".join(notes)
-
-
 def random_targets(rng, T, batch, vocab, lengths=None):
     """Time-major target ids (T, B): symbols, then <EOS>, then <PAD>; every row has length 1..T
     (the <EOS> included) and at least one row is full."""
@@ -120,6 +112,26 @@ def random_targets(rng, T, batch, vocab, lengths=None):
         ids[: n - 1, b] = rng.integers(FIRST_SYMBOL, vocab, size=n - 1)
         ids[n - 1, b] = EOS_ID
     return ids
+
+
+def token_lists(got, n: int, what: str, unit: str = "sequence") -> list[list[int]]:
+    """``got`` as a list of ``n`` lists of Python ints (one per ``unit``), or a CheckFailure."""
+    if isinstance(got, np.ndarray):
+        raise CheckFailure(f"{what} returned a numpy array; return a list of {n} lists of token ids (the "
+                           f"generated {unit}s have different lengths)")
+    if not isinstance(got, (list, tuple)):
+        raise CheckFailure(f"{what} should return a list of {n} lists of token ids, got a {kind_of(got)}")
+    if len(got) != n:
+        raise CheckFailure(f"{what} returned {len(got)} lists, expected {n} (one per {unit})")
+    out = []
+    for k, seq in enumerate(got):
+        if not isinstance(seq, (list, tuple, np.ndarray)):
+            raise CheckFailure(f"{what}: entry {k} should be a list of token ids (ints), got a {kind_of(seq)}")
+        try:
+            out.append([int(t) for t in seq])
+        except (TypeError, ValueError):
+            raise CheckFailure(f"{what}: entry {k} should be a list of token ids (ints)") from None
+    return out
 
 
 # --------------------------------------------------------------------------------------------
@@ -164,14 +176,14 @@ def _greedy_problem(rng, batch, vocab, embed, hidden, max_len, want_stop):
     outputs depend on what is fed back), "never" (no row produces <EOS>).
     """
     best = None
-    for attempt in range(400):
+    for _attempt in range(400):
         params = random_params(rng, vocab, vocab, embed, hidden)
         h0 = rng.normal(0.0, 1.0, (batch, hidden))
         if want_stop == "never":
             params["head.bias"][EOS_ID] = -50.0
             return params, h0
         for boost in (0.0, 0.5, 1.0, 1.5, 2.0, 3.0):
-            trial = _copy(params)
+            trial = copy_params(params)
             trial["head.bias"][EOS_ID] += boost
             want = greedy_reference(h0, trial, max_len)
             lengths = [len(s) for s in want]
@@ -188,51 +200,33 @@ def _greedy_problem(rng, batch, vocab, embed, hidden, max_len, want_stop):
     return best[1], best[2]
 
 
-def _as_lists(got, batch, what):
-    if _isinstance(got, _ndarray):
-        raise CheckFailure(f"{what} returned a numpy array; return a list of {batch} lists of token ids (the "
-                           "generated sequences have different lengths)")
-    if not _isinstance(got, (_list, _tuple)):
-        raise CheckFailure(f"{what} should return a list of {batch} lists of token ids, got {type(got).__name__}")
-    if len(got) != batch:
-        raise CheckFailure(f"{what} returned {len(got)} lists, expected one per sequence of the batch ({batch})")
-    out = []
-    for b, seq in enumerate(got):
-        try:
-            out.append([_int(t) for t in seq])
-        except (TypeError, ValueError):
-            raise CheckFailure(f"{what}: entry {b} should be a list of token ids (ints), got "
-                               f"{type(seq).__name__}") from None
-    return out
+def _greedy_mistakes(h0, params, max_len):
+    return {
+        "every step read <BOS>: the token chosen at step t (the argmax of its logits) is the input "
+        "of step t+1; feed it back": greedy_reference(h0, params, max_len, feed="bos"),
+        "the lists end with <EOS>; like <BOS>, the end marker is not part of the generated "
+        "sequence: leave it out": greedy_reference(h0, params, max_len, keep_eos=True),
+        "the lists go on after <EOS>: a sequence is finished when it produces <EOS>; keep nothing "
+        "from that step on": greedy_reference(h0, params, max_len, stop="never"),
+        "every sequence stopped when the first one produced <EOS>; each sequence ends at its own "
+        "<EOS>, and the loop ends when all have ended (or after max_len steps)":
+            greedy_reference(h0, params, max_len, stop="first"),
+    }
 
 
-def greedy(ns, rng, cases=None, **defaults):
+def greedy(student, rng, cases=None, **defaults):
     """``greedy_decode(h0, params, max_len)`` returns one list of generated ids per row of ``h0``,
     without <BOS> and <EOS>."""
     base = {"batch": 3, "vocab": 9, "embed": 4, "hidden": 5, "max_len": 8, "stop": "mixed", **defaults}
-    fn = student_function(ns, "greedy_decode")
+    fn = student_function(student, "greedy_decode")
 
     def run(batch, vocab, embed, hidden, max_len, stop):
         params, h0 = _greedy_problem(rng, batch, vocab, embed, hidden, max_len, stop)
-        model = reference_model(params)
-        want = model._generate(h0[None], batch, max_len, 0.0, None)
-
-        h0_passed, passed = h0.copy(), _copy(params)
-        got = call_student(fn, h0_passed, passed, max_len, what="greedy_decode")
-        got = _as_lists(got, batch, "greedy_decode")
+        want = reference_model(params)._generate(h0[None], batch, max_len, 0.0, None)
+        h0_passed = h0.copy()
+        got = token_lists(call_student(fn, h0_passed, copy_params(params), max_len), batch, "greedy_decode")
         if got != want:
-            variants = {
-                "every step read <BOS>: the token chosen at step t (the argmax of its logits) is the input "
-                "of step t+1; feed it back": greedy_reference(h0, params, max_len, feed="bos"),
-                "the lists end with <EOS>; like <BOS>, the end marker is not part of the generated "
-                "sequence: leave it out": greedy_reference(h0, params, max_len, keep_eos=True),
-                "the lists go on after <EOS>: a sequence is finished when it produces <EOS>; keep nothing "
-                "from that step on": greedy_reference(h0, params, max_len, stop="never"),
-                "every sequence stopped when the first one produced <EOS>; each sequence ends at its own "
-                "<EOS>, and the loop ends when all have ended (or after max_len steps)":
-                    greedy_reference(h0, params, max_len, stop="first"),
-            }
-            for message, wrong in variants.items():
+            for message, wrong in _greedy_mistakes(h0, params, max_len).items():
                 if got == wrong and wrong != want:
                     raise CheckFailure(f"greedy_decode is wrong: {message}")
             if any(len(s) > max_len for s in got):
@@ -241,11 +235,11 @@ def greedy(ns, rng, cases=None, **defaults):
             b = next(i for i in range(batch) if got[i] != want[i])
             raise CheckFailure(f"greedy_decode is wrong for sequence {b} of {batch}: yours {got[b]}, expected "
                                f"{want[b]} (max_len={max_len}, <EOS> is id {EOS_ID})")
-        _expect_unchanged({"h0": h0}, {"h0": h0_passed}, "greedy_decode")
+        expect_unchanged({"h0": h0}, {"h0": h0_passed}, "greedy_decode")
         lengths = sorted(len(s) for s in want)
         return f"greedy_decode: correct (B={batch}, max_len={max_len}, generated lengths {lengths})"
 
-    return _cases(run, cases or [{}], base)
+    return run_cases(run, cases, base)
 
 
 # --------------------------------------------------------------------------------------------
@@ -256,32 +250,32 @@ NOT_SHIFTED = ("the inputs are the targets themselves, so at step t the decoder 
                "must predict; shift right by one: <BOS> first, then targets[:-1]")
 
 
-def teacher_forcing(ns, rng, cases=None, **defaults):
+def teacher_forcing(student, rng, cases=None, **defaults):
     """``teacher_forcing_inputs(targets, bos_id)`` returns ``(T, B)``: <BOS>, then targets[:-1]."""
     base = {"T": 5, "batch": 3, "vocab": 9, **defaults}
-    fn = student_function(ns, "teacher_forcing_inputs")
+    fn = student_function(student, "teacher_forcing_inputs")
 
     def run(T, batch, vocab):
         targets = random_targets(rng, T, batch, vocab)
         want = _shift_right(targets, BOS_ID)
         passed = targets.copy()
-        got = call_student(fn, passed, BOS_ID, what="teacher_forcing_inputs")
-        if _isinstance(got, _ndarray) and got.shape == (T - 1, batch):
+        got = call_student(fn, passed, BOS_ID)
+        if isinstance(got, np.ndarray) and got.shape == (T - 1, batch):
             raise CheckFailure(f"the inputs have shape {got.shape}, expected {want.shape}: one step is missing. "
                                "There is one input per target: <BOS> first, then targets[:-1]")
         expect_array(got, "inputs", shape=want.shape, axes=("T", "B"), integer=True)
-        left = np.concatenate([targets[1:], np.full((1, batch), PAD_ID)], axis=0)
         expect_close(got, want, "inputs", mistakes={
             NOT_SHIFTED: targets,
             "the targets were shifted the wrong way (targets[1:]); the input at step t is the target of step "
-            "t-1: <BOS> first, then targets[:-1]": left,
+            "t-1: <BOS> first, then targets[:-1]":
+                np.concatenate([targets[1:], np.full((1, batch), PAD_ID)], axis=0),
             "<BOS> is at the end; it is the first input, before targets[:-1]":
                 np.concatenate([targets[:-1], np.full((1, batch), BOS_ID)], axis=0),
         })
-        _expect_unchanged({"targets": targets}, {"targets": passed}, "teacher_forcing_inputs")
+        expect_unchanged({"targets": targets}, {"targets": passed}, "teacher_forcing_inputs")
         return f"teacher_forcing_inputs: correct (T={T}, B={batch})"
 
-    return _cases(run, cases or [{}], base)
+    return run_cases(run, cases, base)
 
 
 # --------------------------------------------------------------------------------------------
@@ -290,13 +284,14 @@ def teacher_forcing(ns, rng, cases=None, **defaults):
 
 PAD_COUNTED = ("the padding was counted: positions whose target is <PAD> add nothing to the loss and get a zero "
                "gradient")
+OVERFLOW = "np.exp overflowed; subtract each row's maximum before exponentiating"
 
 
-def masked_cross_entropy(ns, rng, cases=None, **defaults):
+def masked_cross_entropy(student, rng, cases=None, **defaults):
     """``masked_cross_entropy(logits, targets, pad_id)`` returns ``(loss, dlogits)``, summed over the
     positions whose target is not <PAD>."""
     base = {"T": 5, "batch": 3, "vocab": 7, "scale": 2.0, **defaults}
-    fn = student_function(ns, "masked_cross_entropy")
+    fn = student_function(student, "masked_cross_entropy")
 
     def run(T, batch, vocab, scale):
         targets = random_targets(rng, T, batch, vocab)
@@ -305,26 +300,29 @@ def masked_cross_entropy(ns, rng, cases=None, **defaults):
         all_loss, all_d = _cross_entropy(logits, targets)
         N = int((targets != PAD_ID).sum())
         passed = logits.copy()
-        out = call_student(fn, passed, targets.copy(), PAD_ID, what="masked_cross_entropy")
-        loss, dlogits = _expect_tuple(out, 2, "masked_cross_entropy", "(loss, dlogits)")
-        loss = _as_number_array(loss, "loss")
+        out = call_student(fn, passed, targets.copy(), PAD_ID)
+        loss, dlogits = expect_tuple(out, 2, "masked_cross_entropy", "(loss, dlogits)")
+        loss = expect_number(loss, "the loss")
         if not np.isfinite(loss):
             raise CheckFailure(f"the loss is {float(loss)} for logits up to |z| = {np.abs(logits).max():.3g}: "
-                               "np.exp overflowed; subtract each row's maximum before exponentiating")
+                               + OVERFLOW)
+        if isinstance(dlogits, np.ndarray) and dlogits.dtype.kind == "f" and not np.isfinite(dlogits).all():
+            raise CheckFailure(f"dlogits contains NaN or inf for logits up to |z| = {np.abs(logits).max():.3g}: "
+                               + OVERFLOW)
         scales = {1.0 / N: "the loss is averaged over the real positions; this exercise sums it"}
         if N != T * batch:
-            scales[1.0 / (T * batch)] = "the loss is averaged over all positions; this exercise sums it over " \
-                                        "the positions that are not padding"
+            scales[1.0 / (T * batch)] = ("the loss is averaged over all positions; this exercise sums it over "
+                                         "the positions that are not padding")
+        padded = N != T * batch
         expect_close(loss, np.asarray(want_loss), "loss", rtol=1e-8, scales=scales,
-                     mistakes={PAD_COUNTED: all_loss} if N != T * batch else None)
+                     mistakes={PAD_COUNTED: all_loss} if padded else None)
         expect_close(dlogits, want_d, "dlogits", axes=("T", "B", "V"), rtol=1e-7, atol=1e-10, scales={
             -1.0: "its sign is flipped: the gradient of −log p_c with respect to the logits is p − onehot(c)",
-            **{k: v for k, v in scales.items()}},
-            mistakes={PAD_COUNTED: all_d} if N != T * batch else None)
-        _expect_unchanged({"logits": logits}, {"logits": passed}, "masked_cross_entropy")
+            **scales}, mistakes={PAD_COUNTED: all_d} if padded else None)
+        expect_unchanged({"logits": logits}, {"logits": passed}, "masked_cross_entropy")
         return f"masked_cross_entropy: correct (T={T}, B={batch}, V={vocab}, {T * batch - N} padded positions)"
 
-    return _cases(run, cases or [{}], base)
+    return run_cases(run, cases, base)
 
 
 # --------------------------------------------------------------------------------------------
@@ -338,27 +336,26 @@ def _problem(rng, S, T, batch, src_vocab, tgt_vocab, embed, hidden):
     return params, src, targets
 
 
-def encoder(ns, rng, cases=None, **defaults):
+def encoder(student, rng, cases=None, **defaults):
     """``encode(src, params)`` returns ``(h_enc (B, H), cache)``: the encoder's final state."""
     base = {"S": 6, "batch": 3, "src_vocab": 8, "embed": 4, "hidden": 5, **defaults}
-    fn = student_function(ns, "encode")
+    fn = student_function(student, "encode")
 
     def run(S, batch, src_vocab, embed, hidden):
         params, src, _ = _problem(rng, S, 2, batch, src_vocab, 7, embed, hidden)
         want = reference_model(params).encode(src)[0]
-        out = call_student(fn, src.copy(), _copy(params), what="encode")
-        h, _ = _expect_tuple(out, 2, "encode", "(h_enc, cache)")
-        emb = params["src_embed.weight"][src]
-        hs, _, _ = _seq_forward("gru", emb, None, cell_params(params, "encoder"))
+        out = call_student(fn, src.copy(), copy_params(params))
+        h, _ = expect_tuple(out, 2, "encode", "(h_enc, cache)")
+        hs, _, _ = _seq_forward("gru", params["src_embed.weight"][src], None, cell_params(params, "encoder"))
         mistakes = {"this is the encoder's state after its first step; the decoder needs the state after the "
                     "last source token": hs[0]} if S > 1 else {}
-        if _isinstance(h, _ndarray) and h.shape == (S, batch, hidden) and S != batch:
+        if isinstance(h, np.ndarray) and h.shape == (S, batch, hidden) and S != batch:
             raise CheckFailure(f"h_enc has shape (S, B, H) = {h.shape}: return only the encoder's final "
                                f"state, shape (B, H) = {want.shape}")
         expect_close(h, want, "h_enc", axes=("B", "H"), mistakes=mistakes)
         return f"encode: correct (S={S}, B={batch}, H={hidden})"
 
-    return _cases(run, cases or [{}], base)
+    return run_cases(run, cases, base)
 
 
 def seq2seq_reference(src, targets, params, shift=True, init="encoder", ignore_pad=True, encoder_grad=True):
@@ -393,72 +390,57 @@ def seq2seq_reference(src, targets, params, shift=True, init="encoder", ignore_p
 GRAD_ORDER = ("head.weight", "head.bias", "decoder.weight_ih_l0", "decoder.weight_hh_l0", "decoder.bias_ih_l0",
               "decoder.bias_hh_l0", "embed.weight", "encoder.weight_ih_l0", "encoder.weight_hh_l0",
               "encoder.bias_ih_l0", "encoder.bias_hh_l0", "src_embed.weight")
+ENCODER_GRADS = tuple(name for name in GRAD_ORDER if name.startswith(("encoder.", "src_embed.")))
+NO_ENCODER_GRADIENT = ("the encoder's gradients are all zero: the gradient of the decoder's initial state (dh0 "
+                       "from the decoder's backward pass) is the gradient of the encoder's final state; pass it "
+                       "into the encoder's backward pass")
 
 
-def loss(ns, rng, cases=None, **defaults):
+def _loss_mistakes(src, targets, params):
+    """The (loss, grads) of the typical mistakes, by message."""
+    out = {
+        "the decoder read the targets unshifted: at step t it was shown the token it must predict. Its "
+        "inputs are <BOS> followed by targets[:-1] (teacher_forcing_inputs)":
+            seq2seq_reference(src, targets, params, shift=False),
+        "the decoder did not start from the encoder's final state: h_enc is the decoder's initial state, "
+        "the only way the source reaches the decoder": seq2seq_reference(src, targets, params, init="zeros"),
+    }
+    if (targets == PAD_ID).any():
+        out[PAD_COUNTED] = seq2seq_reference(src, targets, params, ignore_pad=False)
+    return out
+
+
+def _check_loss_case(fn, rng, S, T, batch, src_vocab, tgt_vocab, embed, hidden):
+    params, src, targets = _problem(rng, S, T, batch, src_vocab, tgt_vocab, embed, hidden)
+    model = reference_model(params)
+    want_loss, dlogits = _cross_entropy(model(src, targets), targets, ignore_index=PAD_ID)
+    model.backward(dlogits)
+    want = dict(model.grads)
+    mistakes = _loss_mistakes(src, targets, params)
+
+    passed = copy_params(params)
+    out = call_student(fn, src.copy(), targets.copy(), passed)
+    loss, grads = expect_tuple(out, 2, "seq2seq_loss", "(loss, grads)")
+    N = int((targets != PAD_ID).sum())
+    expect_close(expect_number(loss, "the loss"), np.asarray(want_loss), "loss", rtol=1e-8,
+                 scales={1.0 / N: "the loss is averaged; this exercise sums it over the real target positions"},
+                 mistakes={msg: v[0] for msg, v in mistakes.items()})
+    expect_grads_dict(grads, GRAD_ORDER, "grads")
+    if all(isinstance(grads[n], np.ndarray) and not np.any(grads[n]) for n in ENCODER_GRADS):
+        raise CheckFailure(NO_ENCODER_GRADIENT)
+    for name in GRAD_ORDER:
+        expect_close(grads[name], want[name], f"grads[{name!r}]", rtol=1e-6, atol=1e-9,
+                     mistakes={msg: v[1][name] for msg, v in mistakes.items()})
+    expect_unchanged({"params": params}, {"params": passed}, "seq2seq_loss")
+    return f"seq2seq_loss: correct (S={S}, T={T}, B={batch}, H={hidden}, {T * batch - N} padded targets)"
+
+
+def loss(student, rng, cases=None, **defaults):
     """``seq2seq_loss(src, targets, params)`` returns ``(loss, grads)``: the summed cross-entropy of
     the teacher-forced decoder (padding ignored) and the gradient of every parameter."""
     base = {"S": 5, "T": 4, "batch": 3, "src_vocab": 8, "tgt_vocab": 7, "embed": 4, "hidden": 5, **defaults}
-    fn = student_function(ns, "seq2seq_loss")
-
-    def run(S, T, batch, src_vocab, tgt_vocab, embed, hidden):
-        params, src, targets = _problem(rng, S, T, batch, src_vocab, tgt_vocab, embed, hidden)
-        model = reference_model(params)
-        logits = model(src, targets)
-        want_loss, dlogits = _cross_entropy(logits, targets, ignore_index=PAD_ID)
-        model.backward(dlogits)
-        want = dict(model.grads)
-
-        variants = {
-            "the decoder read the targets unshifted: at step t it was shown the token it must predict. Its "
-            "inputs are <BOS> followed by targets[:-1] (teacher_forcing_inputs)":
-                seq2seq_reference(src, targets, params, shift=False),
-            "the decoder did not start from the encoder's final state: h_enc is the decoder's initial state, "
-            "the only way the source reaches the decoder": seq2seq_reference(src, targets, params, init="zeros"),
-        }
-        if (targets == PAD_ID).any():
-            variants[PAD_COUNTED] = seq2seq_reference(src, targets, params, ignore_pad=False)
-
-        out = call_student(fn, src.copy(), targets.copy(), _copy(params), what="seq2seq_loss")
-        loss, grads = _expect_tuple(out, 2, "seq2seq_loss", "(loss, grads)")
-        N = int((targets != PAD_ID).sum())
-        expect_close(_as_number_array(loss, "loss"), np.asarray(want_loss), "loss", rtol=1e-8,
-                     scales={1.0 / N: "the loss is averaged; this exercise sums it over the real target positions"},
-                     mistakes={msg: v[0] for msg, v in variants.items()})
-        if not _isinstance(grads, _dict):
-            raise CheckFailure(f"grads should be a dict named like params, got {type(grads).__name__}")
-        missing = [name for name in GRAD_ORDER if name not in grads]
-        if missing:
-            raise CheckFailure(f"grads has no entry {missing[0]!r}: return a gradient for every parameter, under "
-                               "the parameter's name")
-        encoder = [name for name in GRAD_ORDER if "encoder." in name or "src_embed" in name]
-        if all(_isinstance(grads[n], _ndarray) and not np.any(grads[n]) for n in encoder):
-            raise CheckFailure("the encoder's gradients are all zero: the gradient of the decoder's initial state "
-                               "(dh0 from the decoder's backward pass) is the gradient of the encoder's final "
-                               "state; pass it into the encoder's backward pass")
-        for name in GRAD_ORDER:
-            expect_close(grads[name], want[name], f"grads[{name!r}]", rtol=1e-6, atol=1e-9,
-                         mistakes={msg: v[1][name] for msg, v in variants.items()})
-        return f"seq2seq_loss: correct (S={S}, T={T}, B={batch}, H={hidden}, {T * batch - N} padded targets)"
-
-    try:
-        return _cases(run, cases or [{}], base)
-    except CheckFailure as failure:
-        broken = _first_failing_part(ns)
-        if broken is None:
-            raise
-        name, message = broken
-        raise CheckFailure(f"{failure}. seq2seq_loss uses your {name}, which does not pass its own check yet; "
-                           f"fix it first: {message}") from None
-
-
-def _first_failing_part(ns):
-    parts = [("teacher_forcing_inputs", teacher_forcing), ("masked_cross_entropy", masked_cross_entropy), ("encode", encoder)]
-    for name, spec in parts:
-        if name not in ns:
-            continue
-        try:
-            spec(ns, np.random.default_rng(2024))
-        except CheckFailure as failure:
-            return name, str(failure)
-    return None
+    fn = student_function(student, "seq2seq_loss")
+    parts = [("teacher_forcing_inputs", teacher_forcing), ("masked_cross_entropy", masked_cross_entropy),
+             ("encode", encoder)]
+    return blame_parts(student, lambda: run_cases(lambda **case: _check_loss_case(fn, rng, **case), cases, base),
+                       parts, "seq2seq_loss")
