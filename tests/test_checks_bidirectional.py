@@ -83,7 +83,8 @@ def test_typical_mistakes_are_named(source):
 
 @pytest.mark.parametrize("answer, message", [
     ("return None", r"returned a value; an unknown mode should raise ValueError"),
-    ("raise KeyError(mode)", r"raised KeyError: 'max' \(in cell 1, line \d+\); an unknown mode should raise ValueError"),
+    ("raise KeyError(mode)",
+     r"raised KeyError: 'max' \(in cell 1, line \d+\); an unknown mode should raise ValueError"),
     ("raise NotImplementedError", r"^\[failed\] merge\(h_fwd, h_bwd, 'max'\) is not implemented yet"),
 ])
 def test_an_unknown_mode_must_raise_value_error(source, answer, message):

@@ -86,16 +86,17 @@ def expect_output(value, want, name, *, axes=None, mistakes=None, scales=None, r
     return expect_close(value, want, name, axes=axes, mistakes=mistakes, scales=scales, rtol=rtol, atol=atol)
 
 
-def expect_grads(grads, want: dict, what: str, *, name: str = "grads", keys=None, axes=None, variants=None,
+def expect_grads(grads, want: dict, name: str, *, whole: str | None = None, keys=None, axes=None, variants=None,
                  scales=None, shape_hint: str | None = None, rtol=1e-6, atol=1e-8):
-    """Compare the gradient dict that ``what`` returned with the reference ``want``, key by key
-    (``keys``, or all of ``want`` in its order).
+    """Compare the student's gradient dict ``grads`` with the reference ``want``, key by key
+    (``keys``, or all of ``want`` in its order). ``name`` calls the dict in messages ("grads"
+    gives "grads['x']"), ``whole`` when it is missing or incomplete (default: ``name``).
 
     ``variants`` maps a message to the whole gradient dict that a known mistake produces: each key
     is compared with the same key of every variant, so the message names the mistake whichever
     gradient shows it first. ``shape_hint`` explains a gradient of the wrong shape."""
     keys = tuple(want) if keys is None else tuple(keys)
-    expect_grads_dict(grads, keys, f"the result of {what}")
+    expect_grads_dict(grads, keys, whole or name)
     for key in keys:
         label, value = f"{name}[{key!r}]", grads[key]
         if shape_hint and isinstance(value, np.ndarray) and value.shape != np.shape(want[key]):
@@ -109,16 +110,24 @@ def expect_grads(grads, want: dict, what: str, *, name: str = "grads", keys=None
 # backward passes: the checker's cache, in the documented format
 # --------------------------------------------------------------------------------------------
 
+#: errors of code that reads a cache in another format than it got (in course.student.student_error's
+#: words, "<what> raised <type>: <message>")
+_READING_ERRORS = ("IndexError", "KeyError", "AttributeError", "TypeError")
+
+
 def call_backward(fn, *args, what: str, cache_doc: str):
     """Call the student's backward pass on a cache that the checker built (``cache_doc`` says what
     it holds, as the notebook documents it): a backward check does not depend on the student's
-    forward pass. When the student's code raises, the message recalls that format."""
+    forward pass. When the student's code fails the way code that expects another cache fails
+    (unpacking, indexing, attributes), the message recalls that format."""
     try:
         return call_student(fn, *args, what=what)
     except CheckFailure as failure:
-        if " raised " not in str(failure):
+        message = str(failure)
+        if not (message.startswith(tuple(f"{what} raised {kind}" for kind in _READING_ERRORS))
+                or (message.startswith(f"{what} raised ValueError") and "values to unpack" in message)):
             raise
-        raise CheckFailure(f"{failure}. The test gives {what} the cache in the format the notebook documents, "
+        raise CheckFailure(f"{message}. The test gives {what} the cache in the format the notebook documents, "
                            f"{cache_doc}; make your forward pass return exactly that, and read it in that "
                            "order") from None
 
@@ -140,7 +149,7 @@ def describe(case: dict) -> str:
     """A test case's parameters in the student's symbols: "B=1, H=1, zero initial state"."""
     words = []
     for key, value in case.items():
-        if (key, value) in _SPECIAL:
+        if not isinstance(value, (list, dict)) and (key, value) in _SPECIAL:
             words.append(_SPECIAL[(key, value)])
         elif key in _WORDS:
             words.append(f"{_WORDS[key]}={value}")

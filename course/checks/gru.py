@@ -215,7 +215,8 @@ def backward(student, rng, batch=3, input_size=4, hidden=5, scale=0.5, zero_stat
     grads = call_backward(fn, dh.copy(), cache, what=fname, cache_doc=CACHE_DOC)
     want = _gru_backward(dh, ref_cache)
     variants = {msg: backward_reference(x, h_prev, params, dh, key) for key, msg in BACKWARD_MISTAKES.items()}
-    expect_grads(grads, want, fname, keys=GRAD_KEYS, axes=_grad_axes(hidden), variants=variants)
+    expect_grads(grads, want, "grads", whole=f"the result of {fname}", keys=GRAD_KEYS, axes=_grad_axes(hidden),
+                 variants=variants)
     return f"{fname}: all six gradients correct (B={batch}, I={input_size}, H={hidden})"
 
 

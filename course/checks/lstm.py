@@ -224,7 +224,7 @@ def _check_backward(student, rng, peephole, batch, input_size, hidden, scale, ze
     keys = ("x", "h_prev", "c_prev") + PARAM_NAMES + (PEEPHOLES if peephole else ())
     axes = {"x": ("B", "I"), "h_prev": ("B", "H"), "c_prev": ("B", "H"), "weight_ih": ("4H", "I"),
             "weight_hh": ("4H", "H")}
-    expect_grads(grads, want, fname, keys=keys, axes=axes, variants=variants)
+    expect_grads(grads, want, "grads", whole=f"the result of {fname}", keys=keys, axes=axes, variants=variants)
     return f"{fname}: all {len(keys)} gradients correct (B={batch}, I={input_size}, H={hidden})"
 
 
