@@ -86,10 +86,14 @@ def _layer(params, layer):
     return {name: params[f"{name}_l{layer}"] for name in NAMES}
 
 
-def _initial_states(rng, kind, num_layers, batch, hidden_size):
-    if kind == "zeros":
-        return np.zeros((num_layers, batch, hidden_size))
-    return rng.normal(0.0, 0.8, (num_layers, batch, hidden_size))
+def _stack_inputs(rng, cell, T, batch, input_size, hidden_size, num_layers, h0_kind):
+    """``(params, x, h0)`` for a stack; ``h0_kind``: "random" or "zeros"."""
+    _check_cell(cell)
+    params = random_stack_params(rng, cell, num_layers, input_size, hidden_size)
+    x = rng.normal(size=(T, batch, input_size))
+    shape = (num_layers, batch, hidden_size)
+    h0 = np.zeros(shape) if h0_kind == "zeros" else rng.normal(0.0, 0.8, shape)
+    return params, x, h0
 
 
 def _as_number_array(value, what):
@@ -222,12 +226,9 @@ def _h_n_mistakes(want_hn, h0, h0_kind):
 @with_cases
 def forward(student, rng, T=5, batch=2, input_size=3, hidden_size=4, num_layers=2, cell="rnn", h0_kind="random"):
     """``deep_rnn_forward(x, h0, params, cell)`` returns ``(out (T, B, H), h_n (L, B, H), cache)``."""
-    _check_cell(cell)
     fn = student_function(student, "deep_rnn_forward")
     L, H = num_layers, hidden_size
-    params = random_stack_params(rng, cell, L, input_size, H)
-    x = rng.normal(size=(T, batch, input_size))
-    h0 = _initial_states(rng, h0_kind, L, batch, H)
+    params, x, h0 = _stack_inputs(rng, cell, T, batch, input_size, H, L, h0_kind)
     want_out, want_hn = reference_module(cell, params, input_size, H, L)(x, h0)
 
     x_passed, h0_passed, passed = x.copy(), h0.copy(), copy_params(params)
@@ -279,12 +280,9 @@ def backward(student, rng, T=5, batch=2, input_size=3, hidden_size=4, num_layers
     """``deep_rnn_backward(d_out, d_h_n, cache)`` returns ``(dx (T, B, I), dh0 (L, B, H), grads)``;
     ``d_h_n=None`` means no gradient reaches h_n. The cache is the checker's (``STACK_CACHE_DOC``),
     so a wrong forward pass does not fail this check."""
-    _check_cell(cell)
     fn = student_function(student, "deep_rnn_backward")
     L, H = num_layers, hidden_size
-    params = random_stack_params(rng, cell, L, input_size, H)
-    x = rng.normal(size=(T, batch, input_size))
-    h0 = _initial_states(rng, h0_kind, L, batch, H)
+    params, x, h0 = _stack_inputs(rng, cell, T, batch, input_size, H, L, h0_kind)
     module = reference_module(cell, params, input_size, H, L)
     module(x, h0)
     d_out = rng.normal(size=(T, batch, H))

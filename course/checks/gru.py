@@ -68,18 +68,26 @@ def _simple_mistakes(x, c_prev, p):
     }
 
 
+def _check_step(student, rng, fname, state, gates, reference, mistakes, batch, input_size, hidden, scale,
+                zero_state):
+    """``fname(x, <state>_prev, params)`` must return ``(<state>, cache)`` with the state that
+    ``reference`` computes; ``mistakes(x, state_prev, params)`` gives the known wrong ones."""
+    fn = student_function(student, fname)
+    x, s_prev, params = _inputs(rng, batch, input_size, hidden, gates, scale, zero_state)
+    want, _ = reference(x, s_prev, params)
+    prev = f"{state}_prev"
+    args = {"x": x.copy(), prev: s_prev.copy(), "params": copy_params(params)}
+    got, _cache = expect_tuple(call_student(fn, args["x"], args[prev], args["params"]), 2, fname, f"({state}, cache)")
+    expect_unchanged({"x": x, prev: s_prev, "params": params}, args, fname)
+    expect_output(got, want, state, axes=STATE_AXES, mistakes=mistakes(x, s_prev, params))
+    return f"{fname}: correct (B={batch}, I={input_size}, H={hidden})"
+
+
 @with_cases
 def simple_forward(student, rng, batch=3, input_size=4, hidden=5, scale=0.5, zero_state=False):
     """``gru_simple_step_forward(x, c_prev, params)`` returns ``(c, cache)``, c of shape (B, H)."""
-    fname = "gru_simple_step_forward"
-    fn = student_function(student, fname)
-    x, c_prev, params = _inputs(rng, batch, input_size, hidden, 2, scale, zero_state)
-    want, _ = _simple_forward(x, c_prev, params)
-    args = {"x": x.copy(), "c_prev": c_prev.copy(), "params": copy_params(params)}
-    c, _cache = expect_tuple(call_student(fn, args["x"], args["c_prev"], args["params"]), 2, fname, "(c, cache)")
-    expect_unchanged({"x": x, "c_prev": c_prev, "params": params}, args, fname)
-    expect_output(c, want, "c", axes=STATE_AXES, mistakes=_simple_mistakes(x, c_prev, params))
-    return f"{fname}: correct (B={batch}, I={input_size}, H={hidden})"
+    return _check_step(student, rng, "gru_simple_step_forward", "c", 2, _simple_forward, _simple_mistakes,
+                       batch, input_size, hidden, scale, zero_state)
 
 
 # ---------------------------------------------------------------------------- full GRU forward
@@ -127,15 +135,8 @@ def _forward_mistakes(x, h_prev, p):
 @with_cases
 def forward(student, rng, batch=3, input_size=4, hidden=5, scale=0.5, zero_state=False):
     """``gru_step_forward(x, h_prev, params)`` returns ``(h, cache)`` (torch's convention)."""
-    fname = "gru_step_forward"
-    fn = student_function(student, fname)
-    x, h_prev, params = _inputs(rng, batch, input_size, hidden, 3, scale, zero_state)
-    want, _ = _gru_forward(x, h_prev, params)
-    args = {"x": x.copy(), "h_prev": h_prev.copy(), "params": copy_params(params)}
-    h, _cache = expect_tuple(call_student(fn, args["x"], args["h_prev"], args["params"]), 2, fname, "(h, cache)")
-    expect_unchanged({"x": x, "h_prev": h_prev, "params": params}, args, fname)
-    expect_output(h, want, "h", axes=STATE_AXES, mistakes=_forward_mistakes(x, h_prev, params))
-    return f"{fname}: correct (B={batch}, I={input_size}, H={hidden})"
+    return _check_step(student, rng, "gru_step_forward", "h", 3, _gru_forward, _forward_mistakes,
+                       batch, input_size, hidden, scale, zero_state)
 
 
 # --------------------------------------------------------------------------- full GRU backward
