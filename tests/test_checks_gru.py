@@ -1,30 +1,27 @@
 """The checks of exercise 6 (GRU): the numpy variants behind the feedback reproduce rnnkit when no
-mistake is switched on, every known mistake is distinguishable from the right answer, and the checks
-name the mistake in a student's code."""
+mistake is switched on, every known mistake is distinguishable from the right answer, the checks
+name the mistake in a student's code, and the backward check does not depend on the forward pass."""
 from __future__ import annotations
 
-import nbformat
 import numpy as np
 import pytest
+from course_helpers import check_source
+from test_checks_deep_rnn import solution_source
 
+from course.checks import gru as spec
+from course.checks.gated import describe, negate_block, random_params
+from course.sandbox import SiteLayout
+from course.verdict import CheckFailure
 from rnnkit.cells import gru_simple_step_forward, gru_step_backward, gru_step_forward
-from rnnkit.checks import CheckFailure, check
-from rnnkit.checks import gru as spec
-from rnnkit.checks._cells import describe, negate_block, random_params
-from rnnkit.checks.core import CELL_BREAK, definitions
-
-from nbgrader_course import ROOT
-
-
-def solution_source(assignment):
-    """The code cells of a solution notebook (without its test cells), as a student kernel has them."""
-    nb = nbformat.read(ROOT / "solutions" / assignment / f"{assignment}.ipynb", 4)
-    return CELL_BREAK.join(c.source for c in nb.cells if c.cell_type == "code" and "rnnkit.checks" not in c.source)
 
 
 @pytest.fixture(scope="module")
 def source():
-    return solution_source("06_gru")
+    return solution_source("06_gru", answers_only=True)
+
+
+def run(name, source, seed=0, **params):
+    return check_source(f"gru.{name}", source, seed, **params)
 
 
 @pytest.fixture
@@ -40,6 +37,15 @@ def test_the_backward_variant_without_mistake_is_rnnkit(inputs):
     got = spec.backward_reference(x, h_prev, params, dh)
     for key in spec.GRAD_KEYS:
         np.testing.assert_allclose(got[key], want[key], rtol=1e-12, atol=1e-12)
+
+
+def test_the_documented_cache_holds_rnnkit_values(inputs):
+    x, h_prev, params, _ = inputs
+    cx, ch, r, z, n, hn, cp = spec.forward_cache(x, h_prev, params)
+    assert cx is x and ch is h_prev and cp is params
+    H = h_prev.shape[1]
+    np.testing.assert_allclose(hn, h_prev @ params["weight_hh"][2 * H:].T + params["bias_hh"][2 * H:])
+    np.testing.assert_allclose((1 - z) * n + z * h_prev, gru_step_forward(x, h_prev, params)[0], rtol=1e-12)
 
 
 def test_every_known_mistake_changes_the_answer(inputs):
@@ -65,30 +71,54 @@ def test_the_update_conventions_are_one_model(inputs):
 
 
 def test_the_solution_passes(source):
-    defs = definitions(source)
-    assert "def gru_step_backward" in defs and "grad_check(" not in defs
+    assert "def gru_step_backward" in source and "grad_check(" not in source
     for name in ("simple_forward", "forward", "backward"):
-        check(f"gru.{name}", source=source, batch=2, input_size=3, hidden=4, seed=0)
-    check("gru.update_convention", source=source, bias=False, seed=0)
+        run(name, source, batch=2, input_size=3, hidden=4)
+    run("update_convention", source, bias=False)
+    assert run("backward", source, seed=None) == "gru_step_backward: all six gradients correct (B=3, I=4, H=5)"
 
 
 def test_a_typical_mistake_is_named(source):
     wrong = source.replace("h = (1 - z) * n + z * h_prev", "h = z * n + (1 - z) * h_prev")
     assert wrong != source
     with pytest.raises(CheckFailure, match="z and 1 − z are swapped"):
-        check("gru.forward", source=wrong, seed=0)
-    with pytest.raises(CheckFailure, match="fix the forward pass first"):
-        check("gru.backward", source=wrong, seed=0)
+        run("forward", wrong)
+    no_sigmoid = source.replace("da_z = dz * z * (1 - z)", "da_z = dz")
+    with pytest.raises(CheckFailure, match="derivative of σ is missing at the update gate"):
+        run("backward", no_sigmoid)
+
+
+def test_a_wrong_forward_does_not_fail_a_right_backward(source):
+    """The backward check builds the documented cache itself: the forward pass plays no part."""
+    broken = source.replace("n = np.tanh(xw[:, 2 * H:] + r * hn)", "n = sigmoid(xw[:, 2 * H:] + r * hn)")
+    assert broken != source
+    with pytest.raises(CheckFailure, match="the candidate n uses σ"):
+        run("forward", broken)
+    run("backward", broken, cases=[{"batch": 1, "hidden": 1}, {"zero_state": True}])
+    no_forward = source.replace("def gru_step_forward(", "def renamed_gru_step_forward(")
+    run("backward", no_forward)
+
+
+def test_reading_another_cache_format_names_the_documented_one(source):
+    reordered = source.replace("x, h_prev, r, z, n, hn, params = cache", "x, h_prev, z, r, n, hn, params = cache")
+    wrong_length = source.replace("x, h_prev, r, z, n, hn, params = cache", "x, h_prev, r, z, n, params = cache")
+    assert reordered != source and wrong_length != source
+    with pytest.raises(CheckFailure, match=r"grads\['x'\] differs from the expected value: the first difference"):
+        run("backward", reordered)
+    with pytest.raises(CheckFailure, match=r"raised ValueError.*the cache in the format the notebook documents, "
+                                           r"cache = \(x, h_prev, r, z, n, hn, params\)"):
+        run("backward", wrong_length)
 
 
 def test_a_failing_case_says_which_case(source):
     wrong = source.replace("value = value.copy()", "value = value")
     with pytest.raises(CheckFailure, match=r"\[case I=4, H=3, no biases\] convert_update_convention changed"):
-        check("gru.update_convention", source=wrong, cases=[{"input_size": 4, "hidden": 3, "bias": False}])
+        run("update_convention", wrong, cases=[{"input_size": 4, "hidden": 3, "bias": False}])
     assert describe({"batch": 1, "zero_state": True}) == "B=1, zero initial state"
 
 
-def test_the_library_step_is_refused(source):
-    cheat = source + CELL_BREAK + "from rnnkit.cells import gru_step_forward\n"
-    with pytest.raises(CheckFailure, match="write that part yourself"):
-        check("gru.forward", source=cheat, seed=0)
+def test_the_sandbox_holds_no_gru_step():
+    """Graded, the notebook runs where rnnkit's cells are not installed; the helpers are."""
+    entries = SiteLayout.for_policy(spec.POLICY).entries
+    assert "rnnkit/gradcheck.py" in entries and "numpy" in entries
+    assert not [e for e in entries if e.startswith(("rnnkit/cells", "rnnkit/sequence", "rnnkit/modules"))]

@@ -36,5 +36,5 @@ MUTANTS = [
            "h_prev, c_prev = state_prev\n",
            "from rnnkit.cells.lstm import lstm_step_forward as _library_step\n"
            "    return _library_step(x, state_prev, params, peephole=True)\n",
-           "this exercise asks you to write that part yourself"),
+           "No module named 'rnnkit.cells'"),
 ]

@@ -12,10 +12,14 @@ import numpy as np
 
 from rnnkit.cells import lstm_step_backward as _lstm_backward
 from rnnkit.cells import lstm_step_forward as _lstm_forward
-from rnnkit.checks._cells import (check_array_out, copy_params, expect_grads, expect_unchanged, forward_or_fail,
-                                  permute_blocks, random_params, sigmoid, unpack_pair, with_cases)
-from rnnkit.checks.core import call_student, student_function
 
+from ..sandbox import Policy
+from .expect import CheckFailure, call_student, copy_params, expect_tuple, expect_unchanged, kind_of, student_function
+from .gated import call_backward, expect_grads, expect_output, permute_blocks, random_params, sigmoid, with_cases
+
+#: what the student's notebook may import when it is graded: no rnnkit.cells
+POLICY = Policy(packages=("numpy", "matplotlib"), rnnkit=("rnnkit.gradcheck", "rnnkit.data", "rnnkit.viz"))
+SPECS = ("forward", "backward", "peephole_forward", "peephole_backward")
 PEEPHOLES = ("weight_ci", "weight_cf", "weight_co")
 PARAM_NAMES = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
 
@@ -110,40 +114,53 @@ def _forward_variants(x, h_prev, c_prev, p, peephole):
     return variants
 
 
-def _check_forward(ns, rng, fname, peephole, batch, input_size, hidden, scale, zero_state):
-    fn = student_function(ns, fname)
+def _check_forward(student, rng, fname, peephole, batch, input_size, hidden, scale, zero_state):
+    fn = student_function(student, fname)
     x, h_prev, c_prev, params = _inputs(rng, batch, input_size, hidden, scale, zero_state, peephole)
     (want_h, want_c), _ = _lstm_forward(x, (h_prev, c_prev), params, peephole=peephole)
     args = {"x": x.copy(), "h_prev": h_prev.copy(), "c_prev": c_prev.copy(), "params": copy_params(params)}
     out = call_student(fn, args["x"], (args["h_prev"], args["c_prev"]), args["params"])
-    state, _cache = unpack_pair(out, fname, "((h, c), cache)")
-    h, c = unpack_pair(state, f"{fname} (its first item)", "(h, c)")
+    state, _cache = expect_tuple(out, 2, fname, "((h, c), cache)")
+    if not isinstance(state, (tuple, list)) or len(state) != 2:
+        raise CheckFailure(f"{fname} should return ((h, c), cache): its first item should be the pair (h, c), "
+                           f"got a {kind_of(state)}")
+    h, c = state
     expect_unchanged({"x": x, "h_prev": h_prev, "c_prev": c_prev, "params": params}, args, fname)
     variants = _forward_variants(x, h_prev, c_prev, params, peephole)
-    check_array_out(c, want_c, "c", axes=("B", "H"), mistakes={m: v[1] for m, v in variants.items()})
-    check_array_out(h, want_h, "h", axes=("B", "H"), mistakes={m: v[0] for m, v in variants.items()})
+    expect_output(c, want_c, "c", axes=("B", "H"), mistakes={m: v[1] for m, v in variants.items()})
+    expect_output(h, want_h, "h", axes=("B", "H"), mistakes={m: v[0] for m, v in variants.items()})
     return f"{fname}: h and c correct (B={batch}, I={input_size}, H={hidden})"
 
 
 @with_cases
-def forward(ns, rng, batch=3, input_size=4, hidden=5, scale=0.5, zero_state=False):
+def forward(student, rng, batch=3, input_size=4, hidden=5, scale=0.5, zero_state=False):
     """``lstm_step_forward(x, (h_prev, c_prev), params)`` returns ``((h, c), cache)``."""
-    return _check_forward(ns, rng, "lstm_step_forward", False, batch, input_size, hidden, scale, zero_state)
+    return _check_forward(student, rng, "lstm_step_forward", False, batch, input_size, hidden, scale, zero_state)
 
 
 @with_cases
-def peephole_forward(ns, rng, batch=3, input_size=4, hidden=5, scale=0.5, zero_state=False):
+def peephole_forward(student, rng, batch=3, input_size=4, hidden=5, scale=0.5, zero_state=False):
     """``lstm_peephole_step_forward(x, (h_prev, c_prev), params)`` with weight_ci, weight_cf, weight_co."""
-    return _check_forward(ns, rng, "lstm_peephole_step_forward", True, batch, input_size, hidden, scale,
+    return _check_forward(student, rng, "lstm_peephole_step_forward", True, batch, input_size, hidden, scale,
                           zero_state)
 
 
 # ------------------------------------------------------------------------------------ backward
 
+#: the cache that both backward passes receive, as the notebook documents it
+CACHE_DOC = ("cache = (x, h_prev, c_prev, i, f, g, o, c, tanh_c, params), where i, f, g, o are the gates and "
+             "the candidate, c the new cell state and tanh_c = tanh(c), each (B, H)")
+
+
+def forward_cache(x, h_prev, c_prev, p, peephole=False):
+    """The cache of one LSTM step (with or without peepholes) in the format the notebook documents."""
+    _, c, (i, f, g, o, tanh_c) = step_reference(x, h_prev, c_prev, p, peephole)
+    return (x, h_prev, c_prev, i, f, g, o, c, tanh_c, p)
+
+
 def backward_reference(x, h_prev, c_prev, p, dh, dc, peephole=False, mistake=None):
     """The gradients of one LSTM step in plain numpy, optionally with one typical mistake."""
-    H = h_prev.shape[1]
-    h, c, (i, f, g, o, tanh_c) = step_reference(x, h_prev, c_prev, p, peephole)
+    _, _, _, i, f, g, o, c, tanh_c, _ = forward_cache(x, h_prev, c_prev, p, peephole)
     d_tanh = 1 - c * c if mistake == "tanh_c_derivative" else 1 - tanh_c * tanh_c
     dsig = (lambda s: 1.0) if mistake == "no_sigmoid" else (lambda s: s * (1 - s))
     da_o = dh * (c if mistake == "da_o_uses_c" else tanh_c) * dsig(o)
@@ -190,18 +207,16 @@ PEEPHOLE_BACKWARD_MISTAKES = {
 }
 
 
-def _check_backward(ns, rng, peephole, batch, input_size, hidden, scale, zero_state, zero_dc, zero_dh):
-    prefix = "lstm_peephole_step" if peephole else "lstm_step"
-    fname = f"{prefix}_backward"
-    fwd = student_function(ns, f"{prefix}_forward")
-    fn = student_function(ns, fname)
+def _check_backward(student, rng, peephole, batch, input_size, hidden, scale, zero_state, zero_dc, zero_dh):
+    """The backward pass on the checker's cache (``CACHE_DOC``): a wrong forward pass plays no part."""
+    fname = "lstm_peephole_step_backward" if peephole else "lstm_step_backward"
+    fn = student_function(student, fname)
     x, h_prev, c_prev, params = _inputs(rng, batch, input_size, hidden, scale, zero_state, peephole)
     (want_h, want_c), ref_cache = _lstm_forward(x, (h_prev, c_prev), params, peephole=peephole)
-    cache = forward_or_fail(fwd, (x.copy(), (h_prev.copy(), c_prev.copy()), copy_params(params)),
-                            (want_h, want_c), f"{prefix}_forward", "((h, c), cache)", f"{prefix}_forward")
     dh = np.zeros_like(want_h) if zero_dh else rng.normal(size=want_h.shape)
     dc = np.zeros_like(want_c) if zero_dc else rng.normal(size=want_c.shape)
-    grads = call_student(fn, (dh.copy(), dc.copy()), cache)
+    cache = forward_cache(x.copy(), h_prev.copy(), c_prev.copy(), copy_params(params), peephole)
+    grads = call_backward(fn, (dh.copy(), dc.copy()), cache, what=fname, cache_doc=CACHE_DOC)
     want = _lstm_backward((dh, dc), ref_cache)
     table = {**BACKWARD_MISTAKES, **(PEEPHOLE_BACKWARD_MISTAKES if peephole else {})}
     variants = {msg: backward_reference(x, h_prev, c_prev, params, dh, dc, peephole, key)
@@ -209,21 +224,21 @@ def _check_backward(ns, rng, peephole, batch, input_size, hidden, scale, zero_st
     keys = ("x", "h_prev", "c_prev") + PARAM_NAMES + (PEEPHOLES if peephole else ())
     axes = {"x": ("B", "I"), "h_prev": ("B", "H"), "c_prev": ("B", "H"), "weight_ih": ("4H", "I"),
             "weight_hh": ("4H", "H")}
-    expect_grads(grads, want, fname, keys, axes=axes, variants=variants)
+    expect_grads(grads, want, "grads", whole=f"the result of {fname}", keys=keys, axes=axes, variants=variants)
     return f"{fname}: all {len(keys)} gradients correct (B={batch}, I={input_size}, H={hidden})"
 
 
 @with_cases
-def backward(ns, rng, batch=3, input_size=4, hidden=5, scale=0.5, zero_state=False, zero_dc=False,
+def backward(student, rng, batch=3, input_size=4, hidden=5, scale=0.5, zero_state=False, zero_dc=False,
              zero_dh=False):
     """``lstm_step_backward((dh, dc), cache)`` returns a dict with keys x, h_prev, c_prev and the
     parameter names."""
-    return _check_backward(ns, rng, False, batch, input_size, hidden, scale, zero_state, zero_dc, zero_dh)
+    return _check_backward(student, rng, False, batch, input_size, hidden, scale, zero_state, zero_dc, zero_dh)
 
 
 @with_cases
-def peephole_backward(ns, rng, batch=3, input_size=4, hidden=5, scale=0.5, zero_state=False, zero_dc=False,
+def peephole_backward(student, rng, batch=3, input_size=4, hidden=5, scale=0.5, zero_state=False, zero_dc=False,
                       zero_dh=False):
     """``lstm_peephole_step_backward((dh, dc), cache)``: as ``backward`` plus weight_ci, weight_cf,
     weight_co."""
-    return _check_backward(ns, rng, True, batch, input_size, hidden, scale, zero_state, zero_dc, zero_dh)
+    return _check_backward(student, rng, True, batch, input_size, hidden, scale, zero_state, zero_dc, zero_dh)

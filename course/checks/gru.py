@@ -13,10 +13,16 @@ import numpy as np
 from rnnkit.cells import gru_simple_step_forward as _simple_forward
 from rnnkit.cells import gru_step_backward as _gru_backward
 from rnnkit.cells import gru_step_forward as _gru_forward
-from rnnkit.checks._cells import (check_array_out, copy_params, expect_grads, expect_unchanged, forward_or_fail,
-                                  negate_block, permute_blocks, random_params, sigmoid, unpack_pair, with_cases)
-from rnnkit.checks.core import CheckFailure, call_student, expect_close, student_function
 
+from ..sandbox import Policy
+from .expect import (CheckFailure, call_student, copy_params, expect_close, expect_tuple, expect_unchanged,
+                     kind_of, student_function)
+from .gated import (call_backward, expect_grads, expect_output, negate_block, permute_blocks, random_params,
+                    sigmoid, with_cases)
+
+#: what the student's notebook may import when it is graded: no rnnkit.cells
+POLICY = Policy(packages=("numpy", "matplotlib"), rnnkit=("rnnkit.gradcheck", "rnnkit.data", "rnnkit.viz"))
+SPECS = ("simple_forward", "forward", "backward", "update_convention")
 PARAM_NAMES = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
 GRAD_KEYS = ("x", "h_prev") + PARAM_NAMES
 
@@ -62,18 +68,26 @@ def _simple_mistakes(x, c_prev, p):
     }
 
 
-@with_cases
-def simple_forward(ns, rng, batch=3, input_size=4, hidden=5, scale=0.5, zero_state=False):
-    """``gru_simple_step_forward(x, c_prev, params)`` returns ``(c, cache)``, c of shape (B, H)."""
-    fname = "gru_simple_step_forward"
-    fn = student_function(ns, fname)
-    x, c_prev, params = _inputs(rng, batch, input_size, hidden, 2, scale, zero_state)
-    want, _ = _simple_forward(x, c_prev, params)
-    args = {"x": x.copy(), "c_prev": c_prev.copy(), "params": copy_params(params)}
-    c, _cache = unpack_pair(call_student(fn, args["x"], args["c_prev"], args["params"]), fname, "(c, cache)")
-    expect_unchanged({"x": x, "c_prev": c_prev, "params": params}, args, fname)
-    check_array_out(c, want, "c", axes=STATE_AXES, mistakes=_simple_mistakes(x, c_prev, params))
+def _check_step(student, rng, fname, state, gates, reference, mistakes, batch, input_size, hidden, scale,
+                zero_state):
+    """``fname(x, <state>_prev, params)`` must return ``(<state>, cache)`` with the state that
+    ``reference`` computes; ``mistakes(x, state_prev, params)`` gives the known wrong ones."""
+    fn = student_function(student, fname)
+    x, s_prev, params = _inputs(rng, batch, input_size, hidden, gates, scale, zero_state)
+    want, _ = reference(x, s_prev, params)
+    prev = f"{state}_prev"
+    args = {"x": x.copy(), prev: s_prev.copy(), "params": copy_params(params)}
+    got, _cache = expect_tuple(call_student(fn, args["x"], args[prev], args["params"]), 2, fname, f"({state}, cache)")
+    expect_unchanged({"x": x, prev: s_prev, "params": params}, args, fname)
+    expect_output(got, want, state, axes=STATE_AXES, mistakes=mistakes(x, s_prev, params))
     return f"{fname}: correct (B={batch}, I={input_size}, H={hidden})"
+
+
+@with_cases
+def simple_forward(student, rng, batch=3, input_size=4, hidden=5, scale=0.5, zero_state=False):
+    """``gru_simple_step_forward(x, c_prev, params)`` returns ``(c, cache)``, c of shape (B, H)."""
+    return _check_step(student, rng, "gru_simple_step_forward", "c", 2, _simple_forward, _simple_mistakes,
+                       batch, input_size, hidden, scale, zero_state)
 
 
 # ---------------------------------------------------------------------------- full GRU forward
@@ -99,8 +113,8 @@ def _forward_mistakes(x, h_prev, p):
     return {
         "z and 1 − z are swapped: in torch's convention z weighs the previous state, "
         "h_t = (1 − z) ⊙ n + z ⊙ h_{t−1}": _gru_forward(x, h_prev, p, update_weighs="candidate")[0],
-        "the reset gate is applied to h_{t−1} before the matrix, W_hn (r ⊙ h_{t−1}) (the articles' and Cho's "
-        "convention); torch applies it after: r ⊙ (W_hn h_{t−1} + b_hn)":
+        "the reset gate is applied to h_{t−1} before the matrix, W_hn (r ⊙ h_{t−1}) (the articles' convention, "
+        "and that of the final version of Cho et al.'s paper); torch applies it after: r ⊙ (W_hn h_{t−1} + b_hn)":
             _gru_forward(x, h_prev, p, reset_after=False)[0],
         "the gates r and z are swapped: the first H rows are the reset gate r, the next H the update gate z "
         "(torch's order r, z, n)": _gru_forward(x, h_prev, permute_blocks(p, [1, 0, 2], H))[0],
@@ -119,20 +133,26 @@ def _forward_mistakes(x, h_prev, p):
 
 
 @with_cases
-def forward(ns, rng, batch=3, input_size=4, hidden=5, scale=0.5, zero_state=False):
+def forward(student, rng, batch=3, input_size=4, hidden=5, scale=0.5, zero_state=False):
     """``gru_step_forward(x, h_prev, params)`` returns ``(h, cache)`` (torch's convention)."""
-    fname = "gru_step_forward"
-    fn = student_function(ns, fname)
-    x, h_prev, params = _inputs(rng, batch, input_size, hidden, 3, scale, zero_state)
-    want, _ = _gru_forward(x, h_prev, params)
-    args = {"x": x.copy(), "h_prev": h_prev.copy(), "params": copy_params(params)}
-    h, _cache = unpack_pair(call_student(fn, args["x"], args["h_prev"], args["params"]), fname, "(h, cache)")
-    expect_unchanged({"x": x, "h_prev": h_prev, "params": params}, args, fname)
-    check_array_out(h, want, "h", axes=STATE_AXES, mistakes=_forward_mistakes(x, h_prev, params))
-    return f"{fname}: correct (B={batch}, I={input_size}, H={hidden})"
+    return _check_step(student, rng, "gru_step_forward", "h", 3, _gru_forward, _forward_mistakes,
+                       batch, input_size, hidden, scale, zero_state)
 
 
 # --------------------------------------------------------------------------- full GRU backward
+
+#: the cache that gru_step_backward receives, as the notebook documents it
+CACHE_DOC = ("cache = (x, h_prev, r, z, n, hn, params), where r, z, n are the gates and the candidate (B, H) "
+             "and hn = h_prev @ W_hn.T + b_hn is the recurrent part of the candidate before the reset")
+
+
+def forward_cache(x, h_prev, p):
+    """The cache of one GRU step in the format the notebook documents (see ``CACHE_DOC``)."""
+    H, xr, xz, xn, hr, hz, hn = _gru_pieces(x, h_prev, p)
+    r, z = sigmoid(xr + hr), sigmoid(xz + hz)
+    n = np.tanh(xn + r * hn)
+    return (x, h_prev, r, z, n, hn, p)
+
 
 def backward_reference(x, h_prev, p, dh, mistake=None):
     """The GRU step's gradients (torch's convention) in plain numpy, optionally with one mistake.
@@ -140,9 +160,7 @@ def backward_reference(x, h_prev, p, dh, mistake=None):
     ``mistake=None`` gives rnnkit's values (tested in tests/test_checks_gru.py); the others are
     the typical errors the feedback names.
     """
-    H, xr, xz, xn, hr, hz, hn = _gru_pieces(x, h_prev, p)
-    r, z = sigmoid(xr + hr), sigmoid(xz + hz)
-    n = np.tanh(xn + r * hn)
+    _, _, r, z, n, hn, _ = forward_cache(x, h_prev, p)
     dn, dz = dh * (1 - z), dh * (h_prev - n)
     direct = dh * z
     if mistake == "dz_sign":
@@ -186,39 +204,39 @@ def _grad_axes(hidden):
 
 
 @with_cases
-def backward(ns, rng, batch=3, input_size=4, hidden=5, scale=0.5, zero_state=False):
-    """``gru_step_backward(dh, cache)`` returns a dict with keys x, h_prev and the parameter names."""
+def backward(student, rng, batch=3, input_size=4, hidden=5, scale=0.5, zero_state=False):
+    """``gru_step_backward(dh, cache)`` returns a dict with keys x, h_prev and the parameter names.
+    The cache is the checker's (``CACHE_DOC``), so a wrong forward pass does not fail this check."""
     fname = "gru_step_backward"
-    fwd = student_function(ns, "gru_step_forward")
-    fn = student_function(ns, fname)
+    fn = student_function(student, fname)
     x, h_prev, params = _inputs(rng, batch, input_size, hidden, 3, scale, zero_state)
     want_h, ref_cache = _gru_forward(x, h_prev, params)
-    cache = forward_or_fail(fwd, (x.copy(), h_prev.copy(), copy_params(params)), (want_h,),
-                            "gru_step_forward", "(h, cache)", "gru_step_forward")
     dh = rng.normal(size=want_h.shape)
-    grads = call_student(fn, dh.copy(), cache)
+    cache = forward_cache(x.copy(), h_prev.copy(), copy_params(params))
+    grads = call_backward(fn, dh.copy(), cache, what=fname, cache_doc=CACHE_DOC)
     want = _gru_backward(dh, ref_cache)
     variants = {msg: backward_reference(x, h_prev, params, dh, key) for key, msg in BACKWARD_MISTAKES.items()}
-    expect_grads(grads, want, fname, GRAD_KEYS, axes=_grad_axes(hidden), variants=variants)
+    expect_grads(grads, want, "grads", whole=f"the result of {fname}", keys=GRAD_KEYS, axes=_grad_axes(hidden),
+                 variants=variants)
     return f"{fname}: all six gradients correct (B={batch}, I={input_size}, H={hidden})"
 
 
 # --------------------------------------------------------------------- update-gate conventions
 
 @with_cases
-def update_convention(ns, rng, input_size=3, hidden=4, bias=True):
+def update_convention(student, rng, input_size=3, hidden=4, bias=True):
     """``convert_update_convention(params)`` returns parameters for torch's convention
     (z weighs h_{t−1}) that compute the same h as ``params`` do in the articles' convention
     (z weighs the candidate)."""
     fname = "convert_update_convention"
-    fn = student_function(ns, fname)
+    fn = student_function(student, fname)
     H = hidden
     params = random_params(rng, input_size, hidden, 3, bias=bias)
     passed = copy_params(params)
     got = call_student(fn, passed)
     expect_unchanged({"params": params}, {"params": passed}, fname)
     if not isinstance(got, dict):
-        raise CheckFailure(f"{fname} should return a dict of parameters, got a {type(got).__name__}")
+        raise CheckFailure(f"{fname} should return a dict of parameters, got a {kind_of(got)}")
     if set(got) != set(params):
         raise CheckFailure(f"{fname} should return the same keys as it was given, {sorted(params)}; "
                            f"it returned {sorted(map(str, got))}")

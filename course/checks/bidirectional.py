@@ -3,7 +3,7 @@ forward pass, the four merge modes, and the bidirectional wrapper with variable 
 
 The inner cell is rnnkit's vanilla step (``rnn_step_forward``, exercise 2's topic), which students
 may import here: the exercise is about the wrapper around it. Everything that runs a sequence or a
-direction (rnnkit.sequence, rnnkit.modules) stays refused.
+direction (rnnkit.sequence, rnnkit.modules) is not installed where the notebook is graded.
 
 Expected values of the wrapper come from ``rnnkit.RNN(..., bidirectional=True, merge_mode=...)``
 run with ``lengths=``; the values that typical mistakes produce come from
@@ -14,15 +14,21 @@ from __future__ import annotations
 
 import numpy as np
 
-from rnnkit.checks._cells import (check_array_out, copy_params, expect_shaped_mistakes, expect_unchanged, random_params,
-                                  unpack_pair, with_cases)
-from rnnkit.checks.core import CheckFailure, call_student, expect_array, expect_close, student_function
 from rnnkit.modules import RNN
 from rnnkit.sequence import sequence_forward
 from rnnkit.text import lengths_to_mask
 
-#: the vanilla step of exercise 2 may be imported: the point here is the wrapper around it
-ALLOWED = ("rnnkit.cells.rnn", "rnnkit.cells.rnn_step_forward")
+from ..sandbox import Policy
+from .expect import (CheckFailure, blame_parts, call_student, copy_params, expect_array, expect_close, expect_tuple,
+                     expect_unchanged, student_function)
+from .gated import expect_output, expect_shaped_mistakes, random_params, with_cases
+
+#: what the student's notebook may import when it is graded: the vanilla step of exercise 2 (the
+#: point here is the wrapper around it; rnnkit.cells comes whole, with its backend), nothing that
+#: runs a sequence or a direction (rnnkit.sequence, rnnkit.modules)
+POLICY = Policy(packages=("numpy", "matplotlib", "array_api_compat"),
+                rnnkit=("rnnkit.cells.rnn", "rnnkit.gradcheck", "rnnkit.data", "rnnkit.viz"))
+SPECS = ("reverse_within_lengths", "rnn_forward", "merge", "bidirectional_forward")
 
 MODES = ("concat", "sum", "mul", "ave")
 WHOLE_REVERSAL = ("the backward direction must start at each sequence's own last real step (reverse each "
@@ -52,10 +58,10 @@ def reverse_reference(x, lengths):
 # ------------------------------------------------------------------------------------ reversal
 
 @with_cases
-def reverse_within_lengths(ns, rng, length=6, batch=4, features=3, padded=True, lengths_none=False):
+def reverse_within_lengths(student, rng, length=6, batch=4, features=3, padded=True, lengths_none=False):
     """``reverse_within_lengths(x, lengths)``: x (T, B, ...) -> same shape."""
     fname = "reverse_within_lengths"
-    fn = student_function(ns, fname)
+    fn = student_function(student, fname)
     T = length
     shape = (T, batch) if features is None else (T, batch, features)
     x = rng.normal(size=shape)
@@ -83,7 +89,7 @@ def reverse_within_lengths(ns, rng, length=6, batch=4, features=3, padded=True, 
             "the padded positions (t ≥ L_b) should keep their values, so that reversing twice gives x back; "
             "you set them to 0": zeroed,
         }
-    check_array_out(got, want, "the result", axes=axes, mistakes=mistakes)
+    expect_output(got, want, "the result", axes=axes, mistakes=mistakes)
     return f"{fname}: correct for T={T}, B={batch}" + (" without lengths" if lengths is None else
                                                        f", lengths {lengths.tolist()}")
 
@@ -96,10 +102,10 @@ def _run(x, params, mask=None, reverse=False, h0=None):
 
 
 @with_cases
-def rnn_forward(ns, rng, length=5, batch=3, input_size=4, hidden=6, padded=True, lengths_none=False):
+def rnn_forward(student, rng, length=5, batch=3, input_size=4, hidden=6, padded=True, lengths_none=False):
     """``rnn_forward(x, h0, params, lengths)`` returns ``(hs (T, B, H), h_last (B, H))``."""
     fname = "rnn_forward"
-    fn = student_function(ns, fname)
+    fn = student_function(student, fname)
     T = length
     params = random_params(rng, input_size, hidden, 1)
     x = rng.normal(size=(T, batch, input_size))
@@ -109,7 +115,7 @@ def rnn_forward(ns, rng, length=5, batch=3, input_size=4, hidden=6, padded=True,
     want_hs, want_h = _run(x, params, mask, h0=h0)
     args = {"x": x.copy(), "h0": h0.copy(), "params": copy_params(params)}
     out = call_student(fn, args["x"], args["h0"], args["params"], None if lengths is None else lengths.copy())
-    hs, h_last = unpack_pair(out, fname, "(hs, h_last)")
+    hs, h_last = expect_tuple(out, 2, fname, "(hs, h_last)")
     expect_unchanged({"x": x, "h0": h0, "params": params}, args, fname)
     free_hs, free_h = _run(x, params, None, h0=h0)
     expect_close(hs, want_hs, "hs", axes=("T", "B", "H"), mistakes={
@@ -158,30 +164,37 @@ def _merge_mistakes(f, b, mode):
 
 
 @with_cases
-def merge(ns, rng, length=4, batch=3, hidden=5, modes=MODES, unknown=False):
+def merge(student, rng, length=4, batch=3, hidden=5, modes=MODES, unknown=False):
     """``merge(h_fwd, h_bwd, mode)`` for mode in concat, sum, mul, ave; ValueError otherwise."""
-    fn = student_function(ns, "merge")
+    fn = student_function(student, "merge")
     f, b = rng.normal(size=(2, length, batch, hidden))
     for mode in modes:
         want = merge_reference(f, b, mode)
         got = call_student(fn, f.copy(), b.copy(), mode, what=f"merge(h_fwd, h_bwd, {mode!r})")
         axes = ("T", "B", "2H" if mode == "concat" else "H")
-        check_array_out(got, want, f"merge(h_fwd, h_bwd, {mode!r})", axes=axes,
-                        mistakes=_merge_mistakes(f, b, mode))
+        expect_output(got, want, f"merge(h_fwd, h_bwd, {mode!r})", axes=axes, mistakes=_merge_mistakes(f, b, mode))
     if unknown:
-        try:
-            fn(f.copy(), b.copy(), "max")
-        except NotImplementedError:
-            raise CheckFailure("merge is not implemented yet (it raises NotImplementedError)") from None
-        except ValueError:
-            pass
-        except Exception as exc:  # noqa: BLE001 (the student's error, reported)
-            raise CheckFailure(f"merge(h_fwd, h_bwd, 'max') raised {type(exc).__name__}; an unknown mode "
-                               "should raise ValueError naming the modes you accept") from None
-        else:
-            raise CheckFailure("merge(h_fwd, h_bwd, 'max') returned a value; an unknown mode should raise "
-                               "ValueError naming the modes you accept (a typo must not pass silently)")
+        _expect_value_error(fn, f, b)
     return f"merge: correct for {', '.join(modes)}" + (" and refuses an unknown mode" if unknown else "")
+
+
+def _expect_value_error(fn, f, b):
+    """``merge(f, b, 'max')`` must raise ValueError. The student's exception reaches the checker as
+    the message of a CheckFailure, in the words of course.student.student_error: "<what> raised
+    <type>: ..." (or "<what> is not implemented yet ...")."""
+    what = "merge(h_fwd, h_bwd, 'max')"
+    try:
+        call_student(fn, f.copy(), b.copy(), "max", what=what)
+    except CheckFailure as failure:
+        message = str(failure)
+        if message.startswith(f"{what} raised ValueError"):
+            return
+        if message.startswith(f"{what} is not implemented yet"):
+            raise
+        raise CheckFailure(f"{message}; an unknown mode should raise ValueError naming the modes you "
+                           "accept") from None
+    raise CheckFailure(f"{what} returned a value; an unknown mode should raise ValueError naming the modes "
+                       "you accept (a typo must not pass silently)")
 
 
 # ------------------------------------------------------------------------------- the wrapper
@@ -197,12 +210,20 @@ def _module_reference(x, pf, pb, mode, lengths):
 
 
 @with_cases
-def bidirectional_forward(ns, rng, length=6, batch=4, input_size=3, hidden=5, mode="concat", padded=True,
+def bidirectional_forward(student, rng, length=6, batch=4, input_size=3, hidden=5, mode="concat", padded=True,
                           lengths_none=False):
     """``bidirectional_forward(x, params_fwd, params_bwd, merge_mode, lengths)`` returns
-    ``(out (T, B, 2H or H), h_n (2, B, H))``."""
+    ``(out (T, B, 2H or H), h_n (2, B, H))``. When it is wrong and one of the student's functions of
+    sections 1-3 fails its own check, the message names that function too."""
+    parts = [("reverse_within_lengths", reverse_within_lengths), ("rnn_forward", rnn_forward), ("merge", merge)]
+    return blame_parts(student, lambda: _check_bidirectional(student, rng, length, batch, input_size, hidden, mode,
+                                                             padded, lengths_none),
+                       parts, "bidirectional_forward")
+
+
+def _check_bidirectional(student, rng, length, batch, input_size, hidden, mode, padded, lengths_none):
     fname = "bidirectional_forward"
-    fn = student_function(ns, fname)
+    fn = student_function(student, fname)
     T, B, H = length, batch, hidden
     pf, pb = random_params(rng, input_size, H, 1), random_params(rng, input_size, H, 1)
     x = rng.normal(size=(T, B, input_size))
@@ -212,7 +233,7 @@ def bidirectional_forward(ns, rng, length=6, batch=4, input_size=3, hidden=5, mo
     args = {"x": x.copy(), "params_fwd": copy_params(pf), "params_bwd": copy_params(pb)}
     out = call_student(fn, args["x"], args["params_fwd"], args["params_bwd"], mode,
                        None if lengths is None else lengths.copy())
-    got_out, got_hn = unpack_pair(out, fname, "(out, h_n)")
+    got_out, got_hn = expect_tuple(out, 2, fname, "(out, h_n)")
     expect_unchanged({"x": x, "params_fwd": pf, "params_bwd": pb}, args, fname)
 
     # the two directions as rnnkit computes them, and as typical mistakes compute them
