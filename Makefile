@@ -23,7 +23,7 @@ serve: book
 # Two workers; each test file stays in one worker, so a module's shared fixture (the built book,
 # the graded corpus, each graded assignment) is made once.
 test: setup
-	@tools/setup.sh browser
+	@tools/setup.sh test
 	@OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 $(PY) -m pytest -n 2 --dist loadfile $(PYTEST_ARGS)
 
 exercises: setup

@@ -96,22 +96,27 @@ class SiteLayout:
 
     @classmethod
     def for_policy(cls, policy: Policy) -> "SiteLayout":
+        """The packages of ``policy``, the allowed rnnkit modules, and the third-party packages
+        those modules import (torch only when the policy names it: it would give autograd away)."""
         layout = cls()
-        for dist in _distribution_closure(policy.packages):
+        needed = layout.add_rnnkit(policy.rnnkit)
+        installed = _packages_to_distributions()
+        extra = tuple(sorted(p for p in needed if p in installed and p not in NEVER_IMPLIED))
+        for dist in _distribution_closure(tuple(dict.fromkeys(policy.packages + extra))):
             layout.entries.update(_top_level_entries(dist))
-        layout.add_rnnkit(policy.rnnkit)
         return layout
 
-    def add_rnnkit(self, modules: tuple[str, ...]) -> None:
+    def add_rnnkit(self, modules: tuple[str, ...]) -> set[str]:
         """The allowed rnnkit modules, what they import inside rnnkit, and an ``__init__`` that
-        re-exports only their names."""
+        re-exports only their names. Returns the third-party packages these files import."""
         if not modules:
-            return
+            return set()
         root = _package_dir("rnnkit")
         files = _rnnkit_closure(modules, root)
         for rel in sorted(files):
             self.entries[f"rnnkit/{rel}"] = str(root / rel)
         self.generated["rnnkit/__init__.py"] = _rnnkit_init(root, files)
+        return set().union(*(_third_party_imports(root / rel) for rel in files))
 
     def materialise(self, where: Path) -> Path:
         """A real folder with the layout (symbolic links to the host's files): the student's path
@@ -168,6 +173,21 @@ def _top_level_entries(dist: metadata.Distribution) -> dict[str, str]:
     base = Path(dist.locate_file(""))
     tops = {f.parts[0] for f in dist.files or [] if f.parts and f.parts[0] not in ("..", "__pycache__")}
     return {top: str(base / top) for top in sorted(tops) if (base / top).exists()}
+
+
+#: packages an allowed rnnkit module may import that are never added unless a policy names them
+NEVER_IMPLIED = {"torch"}
+
+
+def _third_party_imports(path: Path) -> set[str]:
+    """Top-level names of the non-standard-library packages a file imports (at any depth)."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            found |= {a.name.split(".")[0] for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and not node.level and node.module:
+            found.add(node.module.split(".")[0])
+    return {name for name in found if name not in sys.stdlib_module_names and name not in ("rnnkit", "__future__")}
 
 
 def _package_dir(name: str) -> Path:

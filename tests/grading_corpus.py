@@ -284,7 +284,7 @@ def build(folder: Path) -> dict[str, Expect]:
         Expect("graded", {**FULL, "test_rnn_forward": 0.0}, "expected (T, B, H)"))
     # runaway code: stopped, the rest of the notebook still graded
     add("loop", _insert_after(_answered(), "test_rnn_step_forward", "while True:\n    pass"),
-        Expect("timeout", mention="CPU time"))
+        Expect("timeout", mention="cell 8"))
     add("sleeper", _insert_after(_answered(), "test_rnn_forward", "import time\ntime.sleep(10**6)"),
         Expect("timeout", mention="waited"))
     add("slowfn", _edit(_answered(), "rnn_forward", "    T, B, _ = x.shape", "    while True:\n        pass"),

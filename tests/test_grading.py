@@ -29,7 +29,7 @@ from grading.discover import clean_id
 from grading.runner import Options, run
 
 ROOT = Path(__file__).resolve().parent.parent
-LIMITS = Limits(memory=2**30, cpu_per_request=3, cpu_total=120, wall_factor=2, wall_slack=5)
+LIMITS = Limits(memory=2**30, cpu_per_request=5, cpu_total=120, wall_factor=2, wall_slack=5)
 
 pytestmark = pytest.mark.slow
 
@@ -264,7 +264,7 @@ def test_interrupted_run_resumes(tmp_path, three):
     for name in ("correct", "partial", "dies"):
         shutil.copy(three[name], subs)
     cmd = [sys.executable, "-m", "grading", NAME, str(subs), "--course-dir", str(ROOT), "--out", str(out),
-           "--workers", "1", "--no-progress", "--cpu-per-cell", "3"]
+           "--workers", "1", "--no-progress", "--cpu-per-cell", "5"]
     proc = subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     state = out / ".grading" / "state"
     deadline = time.time() + 300

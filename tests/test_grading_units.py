@@ -1,19 +1,18 @@
-"""Fast tests of the grading command's parts: no kernel is started here."""
+"""Fast tests of the grading command's parts: no student process is started here."""
 import json
 import os
 import time
 
-import nbformat
 import pytest
-from nbformat.v4 import new_code_cell, new_notebook
 
+from course.assignment import AssignmentError, parse_test_cell, released_source
+from course.grader import plan
+from course.review import suspicious
 from grading.cli import build_parser, parse_size
 from grading.discover import clean_id, discover
-from grading.feedback import HideHiddenTests
-from grading.repair import SubmissionError, load_notebook, repair
+from grading.notebook_file import SubmissionError, load_notebook
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-FLAT = os.path.join(ROOT, "tests", "grading_corpus", "flat")
 
 
 def test_parse_size():
@@ -28,8 +27,8 @@ def test_parse_size():
 def test_cli_defaults():
     args = build_parser().parse_args(["a1", "subs"])
     assert (args.course_dir, args.out, args.workers, args.scheduler) == (".", None, None, None)
-    assert (args.cell_timeout, args.notebook_timeout, args.memory_limit) == (60, 600, 2 * 2**30)
-    assert args.force is False
+    assert (args.cpu_per_cell, args.cpu_per_notebook, args.memory_limit) == (60, 600, 2 * 2**30)
+    assert args.force is False and args.no_sandbox is False and args.gradebook is None
 
 
 def _nb(path, text="{}"):
@@ -47,7 +46,7 @@ def test_flat_student_ids(tmp_path):
     _nb(tmp_path / "__MACOSX" / "._alice_fixture.ipynb")
     d = discover(str(tmp_path), "fixture", ["fixture"])
     assert d.layout == "flat"
-    assert sorted(s.student for s in d.submissions) == ["Dave_Smith", "alice", "bob", "carol"]
+    assert sorted(s.student for s in d.submissions) == sorted([clean_id("Dave Smith"), "alice", "bob", "carol"])
     assert any("notes.pdf" in n for n in d.notes)
 
 
@@ -79,10 +78,26 @@ def test_nbgrader_layout(tmp_path):
     assert list(sub.extra) == [os.path.join("data", "x.csv")]
 
 
-def test_clean_id():
-    assert clean_id("../../etc/passwd") == "etc_passwd"
-    assert clean_id("anne-marie.o'neil") == "anne-marie.o_neil"
-    assert clean_id("") == "unknown"
+def test_ids_are_unique_stable_and_keep_every_script():
+    assert clean_id("alice") == "alice" and clean_id("anne-marie.o") == "anne-marie.o"
+    assert clean_id("hal?") != clean_id("hal!") and clean_id("hal?") == clean_id("hal?")
+    assert clean_id("hal?").startswith("hal")
+    assert clean_id("Алиса") == "Алиса" and clean_id("李雷") == "李雷"
+    assert clean_id("Алиса") != clean_id("Борис")
+    assert "/" not in clean_id("../../etc/passwd") and not clean_id("../../etc/passwd").startswith(".")
+    assert clean_id("") != clean_id("?") and clean_id("")
+
+
+def test_symlinks_are_refused_not_followed(tmp_path):
+    _nb(tmp_path / "alice_fixture.ipynb")
+    os.symlink(tmp_path / "alice_fixture.ipynb", tmp_path / "mallory_fixture.ipynb")
+    subs = {s.student: s for s in discover(str(tmp_path), "fixture", ["fixture"]).submissions}
+    assert subs["alice"].refused is None and "symbolic link" in subs["mallory"].refused
+    nbg = tmp_path / "nbg"
+    _nb(nbg / "submitted" / "bob" / "fixture" / "fixture.ipynb")
+    os.symlink("/etc", nbg / "submitted" / "bob" / "fixture" / "data")
+    (sub,) = discover(str(nbg), "fixture", ["fixture"]).submissions
+    assert "symbolic link" in sub.refused
 
 
 @pytest.mark.parametrize("data,reason", [
@@ -97,76 +112,41 @@ def test_not_a_notebook(data, reason):
         load_notebook(data, "x.ipynb")
 
 
-def _template():
-    def cell(i, gid, **nbg):
-        md = {"grade": False, "solution": False, "locked": False, "schema_version": 3, "grade_id": gid}
-        md.update(nbg)
-        return {"index": i, "id": "c%d" % i, "cell_type": "code", "source": "test_%s()" % gid if md["grade"] else "",
-                "nbgrader": md, "metadata": {"nbgrader": md}}
-    cells = [cell(0, "answer", solution=True), cell(1, "t1", grade=True, points=1),
-             cell(2, "t2", grade=True, points=2)]
-    return {"cells": cells, "source_order": ["answer", "t1", "t2"]}
+def test_test_cells_hold_only_checks():
+    cell = parse_test_cell("t", 2, 'from course import check\ncheck("vanilla_rnn.softmax", shape=[2, 3])\n'
+                                   '### BEGIN HIDDEN TESTS\ncheck("vanilla_rnn.softmax", scale=9.0)\n### END HIDDEN TESTS')
+    assert [(c.spec, c.hidden) for c in cell.checks] == [("vanilla_rnn.softmax", False), ("vanilla_rnn.softmax", True)]
+    assert cell.checks[1].params == {"scale": 9.0} and "scale=9.0" not in cell.released
+    with pytest.raises(AssignmentError, match="only check"):
+        parse_test_cell("t", 1, "assert softmax(1) == 1")
+    with pytest.raises(AssignmentError, match="literals"):
+        parse_test_cell("t", 1, "check('vanilla_rnn.softmax', shape=SHAPE)")
+    with pytest.raises(Exception, match="no check"):
+        parse_test_cell("t", 1, "check('vanilla_rnn.nothing_like_this')")
+    assert released_source("a\n### BEGIN HIDDEN TESTS\nb\n### END HIDDEN TESTS\nc") == "a\nc"
 
 
-def test_repair_restores_stripped_and_drops_unknown():
-    tpl = _template()
-    nb = new_notebook(cells=[new_code_cell("x = 1", metadata={"nbgrader": tpl["cells"][0]["nbgrader"]}),
-                             new_code_cell("pass"), new_code_cell("test_t2()"), new_code_cell("free()")])
-    nb.cells[1]["id"] = "c1"                       # matched by cell id, though emptied
-    nb.cells[3].metadata["nbgrader"] = {"grade": True, "grade_id": "free", "points": 99, "solution": False,
-                                        "locked": False, "schema_version": 3}
-    problems = repair(nb, tpl)
-    ids = [c.metadata.get("nbgrader", {}).get("grade_id") for c in nb.cells]
-    assert ids == ["answer", "t1", "t2", None]
-    assert nb.cells[2].metadata.nbgrader["points"] == 2
-    text = " ".join(problems)
-    assert "t1 had its nbgrader metadata stripped; restored (matched by cell id)" in text
-    assert "t2 had its nbgrader metadata stripped; restored (matched by content)" in text
-    assert "unknown to the assignment" in text
+def test_plan_puts_tests_back_and_ignores_invented_ones():
+    from course_helpers import assignment
+
+    a = assignment("02_vanilla_rnn")
+    release = json.load(open(os.path.join(ROOT, "exercises", "02_vanilla_rnn", "02_vanilla_rnn.ipynb")))
+    cells = [c for c in release["cells"] if c["metadata"].get("nbgrader", {}).get("grade_id") != "test_softmax"]
+    cells.append({"cell_type": "code", "source": "x = 1", "id": "fake",
+                  "metadata": {"nbgrader": {"grade": True, "grade_id": "bonus", "points": 9, "solution": False}}})
+    steps, problems = plan(a, cells)
+    tests = [s.grade_id for s in steps if s.kind == "test"]
+    assert sorted(tests) == sorted(a.tests) and tests[-1] == "test_softmax"
+    assert any("test_softmax was missing" in p for p in problems) and any("'bonus'" in p for p in problems)
+    assert [s for s in steps if s.kind == "code" and s.source == "x = 1"]
 
 
-def test_repair_changed_points_and_duplicates():
-    tpl = _template()
-    t1 = dict(tpl["cells"][1]["nbgrader"], points=50)
-    nb = new_notebook(cells=[new_code_cell("x", metadata={"nbgrader": tpl["cells"][0]["nbgrader"]}),
-                             new_code_cell("test_t1()", metadata={"nbgrader": t1}),
-                             new_code_cell("test_t1()", metadata={"nbgrader": t1})])
-    problems = repair(nb, tpl)
-    assert nb.cells[1].metadata.nbgrader["points"] == 1
-    assert "nbgrader" not in nb.cells[2].metadata
-    assert any("points" in p for p in problems) and any("more than once" in p for p in problems)
-    assert any("t2 was deleted" in p for p in problems)
-
-
-def test_feedback_hides_hidden_tests():
-    src = "check(f)\n### BEGIN HIDDEN TESTS\nassert f(123456) == 42, 'f must be 42'\n### END HIDDEN TESTS"
-    cell = new_code_cell(src, metadata={"nbgrader": {"grade": True, "grade_id": "t", "points": 1, "solution": False,
-                                                     "locked": True, "schema_version": 3}})
-    cell.outputs = [nbformat.v4.new_output("stream", name="stdout", text="value was f(123456)\n"),
-                    nbformat.v4.new_output("error", ename="AssertionError", evalue="f must be 42",
-                                           traceback=["----> 3 assert f(123456) == 42, 'f must be 42'"])]
-    other = new_code_cell("print(In)")
-    other.outputs = [nbformat.v4.new_output("stream", name="stdout",
-                                            text="['', \"assert f(123456) == 42, 'f must be 42'\"]\n")]
-    nb = new_notebook(cells=[cell, other])
-    pp = HideHiddenTests(cell_info={"t": {"origin": {"origin": "test"}}},
-                         hidden_lines=["assert f(123456) == 42, 'f must be 42'"])
-    nb, _ = pp.preprocess(nb, {})
-    dumped = json.dumps(nb)
-    assert "f(123456) == 42" not in dumped
-    assert "Test t failed: AssertionError: f must be 42" in dumped
-    assert "check(f)" in nb.cells[0].source
-
-    cell.outputs = [nbformat.v4.new_output("error", ename="ValueError", evalue="bad input [123456]",
-                                           traceback=["..."])]
-    cell.source = src
-    nb = new_notebook(cells=[cell])
-    pp = HideHiddenTests(cell_info={"t": {"origin": {"origin": "student"}}}, hidden_lines=[])
-    nb, _ = pp.preprocess(nb, {})
-    assert "123456" not in json.dumps(nb) and "your code raised ValueError" in json.dumps(nb)
-
-
-def test_corpus_is_complete():
-    with open(os.path.join(ROOT, "tests", "grading_corpus", "expected.json")) as f:
-        expected = json.load(f)
-    assert sorted(expected) == sorted(n[: -len("_fixture.ipynb")] for n in os.listdir(FLAT))
+def test_review_flags_reaching_code_and_not_ordinary_code():
+    flagged = {what for _, what, _ in suspicious(
+        "import sys, gc\nf = sys._getframe().f_back\ngc.get_objects()\nnp.allclose = lambda *a: True\n"
+        "m = getattr(sys, 'mod' + 'ules')\nopen('/proc/1/environ')\nimport rnnkit.cells\n", ("rnnkit.gradcheck",))}
+    assert {"sys._getframe", ".f_back", "gc.get_objects", "np.allclose = ...", "rnnkit.cells"} <= flagged
+    assert any(w.startswith("getattr") for w in flagged) and any("/proc" in w for w in flagged)
+    honest = ("import numpy as np\nimport rnnkit.gradcheck\nfrom rnnkit.gradcheck import grad_check\n"
+              "phi = lambda a: np.tanh(a)\nGATES = dict(r=0, z=1)\ndef f(x):\n    return np.maximum(x, 0).sum(axis=-1)\n")
+    assert suspicious(honest, ("rnnkit.gradcheck",)) == []

@@ -49,7 +49,7 @@ def solution(grade_id: str, source: str):
 
 def tests(grade_id: str, points: int, visible: str, hidden: str | None = None):
     """A locked, autograded test cell; ``hidden`` lines are absent from the student release."""
-    source = "from rnnkit.checks import check\n\n" + visible.strip()
+    source = "from course import check\n\n" + visible.strip()
     if hidden:
         source += "\n\n### BEGIN HIDDEN TESTS\n" + hidden.strip() + "\n### END HIDDEN TESTS"
     return _cell("code", source, grade_id, grade=True, locked=True, points=points)

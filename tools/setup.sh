@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Create or refresh everything the course needs, quickly when it is already there.
 #   tools/setup.sh           the Python environment (.venv) and the offline JS bundles
-#   tools/setup.sh browser   also Debian's Chromium for the browser tests (needs root)
+#   tools/setup.sh test      also Debian's Chromium (browser tests) and bubblewrap (grading sandbox; needs root)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -24,13 +24,19 @@ fi
 # 2. The JavaScript the rendered pages serve themselves (widgets, MathJax): no CDN at read time.
 tools/fetch_static.sh
 
-# 3. Chromium, only for the browser tests.
-if [ "${1:-}" = "browser" ] && [ ! -x /usr/bin/chromium ]; then
-  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-    echo "setup: installing Debian's chromium for the browser tests"
-    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
-  else
-    echo "setup: /usr/bin/chromium is missing and this user cannot apt-get install it;"
-    echo "       the browser tests will be skipped (as root: apt-get install chromium)"
+# 3. For the tests: Debian's Chromium (browser tests) and bubblewrap (the grading sandbox).
+if [ "${1:-}" = "test" ]; then
+  missing=()
+  [ -x /usr/bin/chromium ] || missing+=(chromium)
+  command -v bwrap >/dev/null || missing+=(bubblewrap)
+  if [ ${#missing[@]} -gt 0 ]; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+      echo "setup: installing Debian's ${missing[*]} for the tests"
+      apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+    else
+      echo "setup: ${missing[*]} missing and this user cannot apt-get install them;"
+      echo "       browser tests are skipped without chromium; grading tests FAIL without bubblewrap"
+      echo "       (as root: apt-get install ${missing[*]})"
+    fi
   fi
 fi
