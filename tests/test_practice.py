@@ -2,7 +2,6 @@
 run by a separate checker process, with one clear line per verdict."""
 from __future__ import annotations
 
-import nbformat
 import pytest
 from nbclient import NotebookClient
 from nbformat.v4 import new_code_cell, new_notebook

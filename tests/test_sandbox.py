@@ -6,7 +6,6 @@ than skip, since grading cannot be trusted without the sandbox.
 """
 from __future__ import annotations
 
-import os
 import time
 from pathlib import Path
 
