@@ -42,8 +42,7 @@ from .backend import (
 )
 from .cells import GRU_CELL, GRU_SIMPLE_CELL, LSTM_CELL, RNN_CELL, get_cell
 from .cells.base import check_choice
-from .sequence import as_bool_mask, sequence_backward, sequence_forward
-from .text import lengths_to_mask
+from .sequence import as_bool_mask, lengths_to_mask, sequence_backward, sequence_forward
 
 __all__ = ["RNNBase", "RNN", "GRU", "LSTM", "RNNCellBase", "RNNCell", "GRUCell", "LSTMCell", "MERGE_MODES"]
 

@@ -32,11 +32,32 @@ its own length (like torch's packed sequences) and ``hs[t]`` stays aligned with 
 
 from dataclasses import dataclass
 
+import numpy as np
+
 from .backend import device_of, namespace, no_autograd, zeros
 from .cells import get_cell
 from .cells.base import input_projection
 
-__all__ = ["sequence_forward", "sequence_backward", "as_bool_mask", "SequenceCache"]
+__all__ = ["sequence_forward", "sequence_backward", "lengths_to_mask", "as_bool_mask", "SequenceCache"]
+
+
+def lengths_to_mask(lengths, T=None, batch_first=False, dtype=None):
+    r"""Mask of the real (not padded) steps: :math:`m_{t,b} = 1` if :math:`t < \mathrm{length}_b`, else 0.
+
+    Shape ``(T, B)`` (time-major, like the rest of rnnkit), or ``(B, T)`` with ``batch_first=True``.
+    ``T`` defaults to the longest length. ``dtype`` defaults to the backend's default float (float64 for
+    numpy). Works on numpy arrays, lists, and torch tensors of lengths.
+    """
+    if isinstance(lengths, (list, tuple)):
+        lengths = np.asarray(lengths, dtype=np.int64)
+    xp = namespace(lengths)
+    if T is None:
+        T = int(xp.max(lengths)) if lengths.shape[0] > 0 else 0
+    if dtype is None:
+        dtype = xp.__array_namespace_info__().default_dtypes(device=device_of(lengths))["real floating"]
+    steps = xp.arange(T, device=device_of(lengths))
+    mask = xp.astype(steps[:, None] < lengths[None, :], dtype)  # (T, B)
+    return mask.T if batch_first else mask
 
 
 def as_bool_mask(mask, T, B, xp=None):

@@ -7,9 +7,11 @@ import re
 import numpy as np
 import pytest
 
-from rnnkit.checks import CheckFailure
-from rnnkit.checks import bptt as spec
-from rnnkit.checks.vanilla_rnn import random_rnn_params
+from course_helpers import check_source
+
+from course.checks import bptt as spec
+from course.checks.vanilla_rnn import random_rnn_params
+from course.verdict import CheckFailure
 from rnnkit.sequence import sequence_backward, sequence_forward
 
 GOOD = """
@@ -70,9 +72,7 @@ def rnn_backward(dhs, dh_last, cache):
 
 
 def run(spec_fn, source, seed=0, **params):
-    ns = {"__name__": "__student__"}
-    exec(source, ns)
-    return spec_fn(ns, np.random.default_rng(seed), **params)
+    return check_source(f"bptt.{spec_fn.__name__}", source, seed, **params)
 
 
 def test_the_numpy_terms_match_rnnkit(rng):
@@ -163,7 +163,41 @@ def test_dh_last_mistakes_are_named():
         run(spec.backward, averaged)
 
 
-def test_a_changed_given_forward_is_reported():
-    broken = GOOD.replace("h = np.tanh(a) if", "h = 2 * np.tanh(a) if")
-    with pytest.raises(CheckFailure, match="the given rnn_step_forward does not compute the forward pass"):
-        run(spec.step_backward, broken)
+def test_the_caches_are_those_of_the_given_forward(rng):
+    """The checker's caches are exactly what the notebook's given forward cell returns."""
+    namespace = {}
+    exec(GOOD, namespace)
+    params = random_rnn_params(rng, 3, 4)
+    x, h0 = rng.normal(size=(5, 2, 3)), rng.normal(size=(2, 4))
+    hs, _, given = namespace["rnn_forward"](x, h0, params, "relu")
+    built = spec.sequence_caches(x, h0, hs, params, "relu")
+    assert len(built) == len(given) == 5
+    for mine, theirs in zip(built, given):
+        assert len(mine) == len(theirs) == 5 and mine[3] is params and mine[4] == theirs[4] == "relu"
+        for a, b in zip(mine[:3], theirs[:3]):
+            np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("broken", [
+    ("h = np.tanh(a) if", "h = 2 * np.tanh(a) if"),
+    ("return h, (x, h_prev, h, params, nonlinearity)", "return h, None"),
+    ("return np.stack(hs), h, caches", "return np.stack(hs), h, caches[::-1]"),
+])
+def test_a_wrong_forward_with_a_correct_backward_passes_the_backward_checks(broken):
+    wrong = GOOD.replace(*broken, 1)
+    assert wrong != GOOD
+    for nonlinearity in ("tanh", "relu"):
+        run(spec.step_backward, wrong, nonlinearity=nonlinearity)
+        run(spec.backward, wrong, nonlinearity=nonlinearity)
+
+
+def test_a_wrong_step_backward_is_named_when_bptt_fails():
+    wrong = GOOD.replace('"weight_hh": da.T @ h_prev', '"weight_hh": da.T @ h', 1)
+    with pytest.raises(CheckFailure, match="rnn_backward uses your rnn_step_backward, which does not pass its own "
+                                           "check yet; fix it first: grads\\['weight_hh'\\] is wrong: dW_hh uses h"):
+        run(spec.backward, wrong)
+
+
+def test_a_passing_check_names_what_it_checked():
+    assert run(spec.backward, GOOD, T=1, batch=1, dh_last=False) == (
+        "rnn_backward: correct (tanh, dh_last=None, T=1, B=1, I=2, H=5)")

@@ -1,5 +1,5 @@
 """The checks of exercise 5 (language model): the reference training step has the right gradients, correct code
-passes, typical mistakes are named, and only rnnkit.RNN may be imported."""
+passes, typical mistakes are named, and the sandbox holds rnnkit.RNN but no tokenizer, loss or sampler."""
 from __future__ import annotations
 
 import re
@@ -7,8 +7,12 @@ import re
 import numpy as np
 import pytest
 
-from rnnkit.checks import CheckFailure, check
-from rnnkit.checks import language_model as spec
+from course_helpers import check_source
+
+from course.checks import language_model as spec
+from course.sandbox import SiteLayout
+from course.verdict import CheckFailure
+from rnnkit import RNN
 
 GOOD = """
 import numpy as np
@@ -63,21 +67,20 @@ def sample_next(logits, temperature, rng):
 
 
 def run(spec_fn, source, seed=0, **params):
-    ns = {"__name__": "__student__"}
-    exec(source, ns)
-    return spec_fn(ns, np.random.default_rng(seed), **params)
+    return check_source(f"language_model.{spec_fn.__name__}", source, seed, **params)
 
 
 def test_reference_step_gradients_are_numerically_right(rng):
     ids = spec._id_batch(rng, 4, 3, 6)
-    model = spec._model(rng, 6, 3, 4, seed=0)
-    _, grads, _ = spec._reference_step(spec._clone(model), ids)
+    flat = {"embedding": rng.normal(size=(6, 3)), "head.weight": rng.normal(size=(6, 4)),
+            "head.bias": rng.normal(size=6), **{f"rnn.{k}": v for k, v in RNN(3, 4, seed=0).params.items()}}
+    _, grads, _ = spec._reference_step(flat, ids)
 
     def loss():
-        return spec._reference_step(spec._clone(model), ids)[0]
+        return spec._reference_step(flat, ids)[0]
 
     for name in ("embedding", "head.weight", "rnn.weight_hh_l0"):
-        array = spec._flat_ref(model, name)
+        array = flat[name]
         for index in [(1, 0), (2, 1), (0, 2)]:
             if index[0] >= array.shape[0]:
                 continue
@@ -150,9 +153,47 @@ def test_mistakes_are_named(spec_fn, params, old, new, message):
             run(spec_fn, wrong, **params)
 
 
-def test_only_the_rnn_module_may_be_imported():
-    check("language_model.build_vocab", source="from rnnkit import RNN\n" + GOOD, seed=0)
-    with pytest.raises(CheckFailure, match="rnnkit.text.Tokenizer"):
-        check("language_model.build_vocab", source="from rnnkit.text import Tokenizer\n" + GOOD, seed=0)
-    with pytest.raises(CheckFailure, match="rnnkit"):
-        check("language_model.build_vocab", source="import rnnkit.modules\n" + GOOD, seed=0)
+def test_the_sandbox_holds_the_rnn_module_and_no_answers():
+    files = set(SiteLayout.for_policy(spec.POLICY).entries) | set(SiteLayout.for_policy(spec.POLICY).generated)
+    assert {"rnnkit/modules.py", "rnnkit/data.py", "rnnkit/__init__.py"} <= files
+    for answer in ("text.py", "losses.py", "embedding.py", "heads.py", "optim.py", "models.py"):
+        assert f"rnnkit/{answer}" not in files, answer
+    assert "from .modules import" in SiteLayout.for_policy(spec.POLICY).generated["rnnkit/__init__.py"]
+
+
+def test_a_wrong_loss_is_named_when_the_training_step_fails():
+    averaged = GOOD.replace("return float(-(onehot * log_p * keep).sum()), (np.exp(log_p) - onehot) * keep",
+                            "n = keep.sum()\n    return float(-(onehot * log_p * keep).sum()) / n, "
+                            "(np.exp(log_p) - onehot) * keep / n")
+    with pytest.raises(CheckFailure, match="the returned loss is 1/.* train_step uses your next_word_loss, which "
+                                           "does not pass its own check yet"):
+        run(spec.train_step, averaged)
+
+
+def test_a_training_step_that_replaces_the_arrays_passes():
+    """Writing new arrays into the model's dicts is another honest way to update it."""
+    variant = GOOD.replace("""    head["weight"] -= lr * dW
+    head["bias"] -= lr * db
+    E -= lr * dE
+    for k in rnn.params:
+        rnn.params[k] -= lr * rnn.grads[k]""", """    model["head"] = {"weight": head["weight"] - lr * dW, "bias": head["bias"] - lr * db}
+    model["embedding"] = E - lr * dE
+    rnn.params.update({k: p - lr * rnn.grads[k] for k, p in rnn.params.items()})""")
+    assert variant != GOOD
+    run(spec.train_step, variant)
+
+
+def test_a_sampler_that_fails_later_says_so_with_its_line():
+    flaky = """
+import numpy as np
+calls = [0]
+
+def sample_next(logits, temperature, rng):
+    calls[0] += 1
+    if calls[0] > 40:
+        raise ValueError("probabilities do not sum to 1")
+    return int(rng.integers(len(logits)))
+"""
+    with pytest.raises(CheckFailure, match=re.escape("sample_next failed while drawing 150 ids in a row: it raised "
+                                                     "ValueError: probabilities do not sum to 1 (in cell 1, line 8")):
+        run(spec.sample_next, flaky)

@@ -8,8 +8,10 @@ import numpy as np
 import pytest
 import torch
 
-from rnnkit.checks import CheckFailure
-from rnnkit.checks import vanishing as spec
+from course_helpers import check_source
+
+from course.checks import vanishing as spec
+from course.verdict import CheckFailure
 from rnnkit.clip import clip_grad_norm
 
 GOOD = """
@@ -44,9 +46,7 @@ def clip_grad_value(grads, clip_value):
 
 
 def run(spec_fn, source, seed=0, **params):
-    ns = {"__name__": "__student__"}
-    exec(source, ns)
-    return spec_fn(ns, np.random.default_rng(seed), **params)
+    return check_source(f"vanishing.{spec_fn.__name__}", source, seed, **params)
 
 
 def test_reference_jacobian_is_the_autograd_jacobian(rng):
@@ -111,7 +111,12 @@ def test_correct_code_passes_every_spec():
      "            g *= max_norm / (total + 1e-6)\n    return np.sqrt(sum(np.sum(g * g) for g in grads.values()))",
      "the norm after clipping"),
     (spec.clip_grad_norm, {}, "        for g in grads.values():\n            g *= max_norm / (total + 1e-6)",
-     "        for k in grads:\n            grads[k] = grads[k] * max_norm / (total + 1e-6)", "in place"),
+     "        for k in grads:\n            grads[k] = grads[k] * max_norm / (total + 1e-6)", "was replaced by a new array"),
+    (spec.clip_grad_value, {}, "np.clip(g, -clip_value, clip_value, out=g)",
+     "pass\n    for k in grads:\n        grads[k] = np.clip(grads[k], -clip_value, clip_value)",
+     "was replaced by a new array"),
+    (spec.clip_grad_value, {}, "np.clip(g, -clip_value, clip_value, out=g)",
+     "pass\n    grads.clear()", "removed grads['weight_ih'] from the dict"),
     (spec.clip_grad_value, {}, "np.clip(g, -clip_value, clip_value, out=g)",
      "np.minimum(g, clip_value, out=g)", "entries below −clip_value"),
     (spec.clip_grad_value, {}, "np.clip(g, -clip_value, clip_value, out=g)",
@@ -135,3 +140,29 @@ def test_per_array_clipping_is_named():
             g *= max_norm / (n + 1e-6)""")
     with pytest.raises(CheckFailure, match="by its own norm"):
         run(spec.clip_grad_norm, wrong, seed=3)
+
+
+def test_a_wrong_step_jacobian_is_named_when_the_norms_fail():
+    wrong = GOOD.replace("(1 - h**2)[:, :, None]", "(1 - h)[:, :, None]", 1)
+    with pytest.raises(CheckFailure, match="jacobian_norms uses your step_jacobian, which does not pass its own "
+                                           "check yet; fix it first: .*not 1 − h"):
+        run(spec.jacobian_norms, wrong)
+
+
+def test_a_python_complex_is_named_and_a_list_is_not_a_number():
+    complex_radius = GOOD.replace("return float(np.max(np.abs(np.linalg.eigvals(W))))",
+                                  "return complex(np.linalg.eigvals(W)[0])")
+    with pytest.raises(CheckFailure, match="spectral_radius returned a complex number"):
+        run(spec.spectral_radius, complex_radius, kind="rotation")
+    listed = GOOD.replace("return float(np.max(np.abs(np.linalg.eigvals(W))))",
+                          "return list(np.abs(np.linalg.eigvals(W)))")
+    with pytest.raises(CheckFailure, match="spectral_radius should return one real number, got a list"):
+        run(spec.spectral_radius, listed)
+
+
+def test_clipping_a_copy_of_the_dict_in_place_passes():
+    """The arrays, not the dict, are what must change: working on dict(grads) is fine."""
+    variant = GOOD.replace("    for g in grads.values():\n        np.clip(g, -clip_value, clip_value, out=g)",
+                           "    for g in dict(grads).values():\n        g[...] = np.clip(g, -clip_value, clip_value)")
+    assert variant != GOOD
+    run(spec.clip_grad_value, variant)

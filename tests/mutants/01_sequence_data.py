@@ -24,16 +24,22 @@ MUTANTS = [
     Mutant("embed_returns_list", "embed",
            "return E[np.asarray(ids)]", "return E[np.asarray(ids)].tolist()",
            "return a numpy array"),
-    # Cheating: borrowing the library's answer, and silencing comparisons in the student's kernel.
+    # Cheating: borrowing the library's answer (not installed in the sandbox, even behind an allowed
+    # import), and silencing comparisons in the student's own process (the checker compares elsewhere).
     Mutant("calls_rnnkit", "one_hot",
            "ids = np.asarray(ids)\n",
            "from rnnkit.embedding import one_hot as _library_one_hot\n"
            "    return np.asarray(_library_one_hot(np.asarray(ids), vocab_size))\n",
-           "rnnkit.embedding.one_hot"),
+           "No module named 'rnnkit.embedding'"),
+    Mutant("calls_rnnkit_behind_an_allowed_import", "one_hot",
+           "ids = np.asarray(ids)\n",
+           "import rnnkit.gradcheck\n"
+           "    return np.asarray(rnnkit.embedding.one_hot(np.asarray(ids), vocab_size))\n",
+           "has no attribute 'embedding'"),
     Mutant("redefines_allclose", "embed",
            "return E[np.asarray(ids)]",
            "np.allclose = lambda *args, **kwargs: True\n"
            "    np.testing.assert_allclose = lambda *args, **kwargs: None\n"
            "    return np.zeros(np.shape(ids) + (E.shape[1],))",
-           "redefines np.allclose"),
+           "embed(ids, E) differs from the expected value"),
 ]

@@ -41,6 +41,10 @@ MUTANTS = [
            "already below"),
     Mutant("per_array_norm", "clip_grad_norm", CLIP_BODY, PER_ARRAY,
            "by its own norm"),
+    Mutant("clip_norm_replaces_arrays", "clip_grad_norm",
+           "        for g in grads.values():\n            g *= scale\n",
+           "        for name in grads:\n            grads[name] = grads[name] * scale\n",
+           "was replaced by a new array"),
     Mutant("norm_not_returned", "clip_grad_norm",
            "    return total\n", "",
            "returned None"),
@@ -52,5 +56,5 @@ MUTANTS = [
            "np.clip(g, -clip_value, clip_value, out=g)",
            "from rnnkit.clip import clip_grad_value as library_clip\n"
            "    library_clip(grads, clip_value)",
-           "rnnkit.clip.clip_grad_value"),
+           "No module named 'rnnkit.clip'"),
 ]

@@ -39,10 +39,15 @@ MUTANTS = [
     Mutant("global_random_state", "sample_next",
            "return int(rng.choice(len(p), p=p))", "return int(np.random.choice(len(p), p=p))",
            "not with np.random"),
-    # Cheating: borrowing the library's sampler.
+    # Cheating: borrowing the library's sampler, which the sandbox does not hold (it holds rnnkit.RNN).
     Mutant("calls_rnnkit", "sample_next",
            "p = sampling_probs(logits, temperature)\n",
            "from rnnkit.text import sample_from_logits\n"
            "    return sample_from_logits(logits, temperature, rng)\n",
-           "rnnkit.text.sample_from_logits"),
+           "No module named 'rnnkit.text'"),
+    Mutant("calls_rnnkit_through_the_package", "build_vocab",
+           "counts = {}\n",
+           "import rnnkit\n"
+           "    return dict(rnnkit.Tokenizer('word', lower=True).fit(sentences, min_count=min_count).vocab.stoi)\n",
+           "has no attribute 'Tokenizer'"),
 ]

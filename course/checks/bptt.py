@@ -5,31 +5,46 @@ The expected gradients come from rnnkit (``rnn_step_backward`` step by step for 
 ``sequence_backward`` for the sequence). The mistakes are computed by small numpy versions of the same
 backward passes with one typical error switched on (``_terms`` and ``_bptt`` below); their correct settings
 are tested against rnnkit in tests/test_checks_bptt.py.
+
+The backward checks never call the student's forward pass: they build the caches themselves, in the format
+the notebook documents for the given forward cell (:func:`step_cache`, :func:`sequence_caches`), so that a
+changed forward cell cannot cost the backward points.
 """
 from __future__ import annotations
+
+import functools
 
 import numpy as np
 
 from rnnkit.cells import rnn_step_backward as _rnnkit_step_backward
 from rnnkit.cells import rnn_step_forward as _rnnkit_step_forward
-from rnnkit.checks.core import CheckFailure, call_student, expect_array, expect_close, student_function
-from rnnkit.checks.vanilla_rnn import copy_params, expect_tuple, random_rnn_params
 from rnnkit.sequence import sequence_backward as _rnnkit_sequence_backward
 from rnnkit.sequence import sequence_forward as _rnnkit_sequence_forward
 
+from ..sandbox import Policy
+from .expect import (CheckFailure, blame_parts, call_student, copy_params, expect_close, expect_grads_dict,
+                     expect_tuple, student_function)
+from .vanilla_rnn import random_rnn_params
+
+#: what the student's notebook may import when it is graded (rnnkit.gradcheck for the numerical check;
+#: not rnnkit.cells nor rnnkit.sequence, which hold the answers)
+POLICY = Policy(packages=("numpy", "matplotlib"), rnnkit=("rnnkit.gradcheck", "rnnkit.data"))
+SPECS = ("worked_example", "step_backward", "backward")
 STEP_KEYS = ("x", "h_prev", "weight_ih", "weight_hh", "bias_ih", "bias_hh")
 SEQUENCE_KEYS = ("x", "h0", "weight_ih", "weight_hh", "bias_ih", "bias_hh")
 
 
-def _expect_dict(value, keys, what):
-    if not isinstance(value, dict):
-        raise CheckFailure(f"{what} should be a dict with the keys {', '.join(map(repr, keys))}, "
-                           f"got {type(value).__name__}")
-    missing = [k for k in keys if k not in value]
-    if missing:
-        raise CheckFailure(f"{what} has no key {missing[0]!r} (its keys: {', '.join(map(repr, value)) or 'none'}); "
-                           f"it needs {', '.join(map(repr, keys))}")
-    return value
+def step_cache(x, h_prev, h, params, nonlinearity):
+    """The cache of one step exactly as the notebook's given ``rnn_step_forward`` returns it:
+    ``(x (B, I), h_prev (B, H), h (B, H), params, nonlinearity)``, ``h`` the state after the step."""
+    return (x, h_prev, h, params, nonlinearity)
+
+
+def sequence_caches(x, h0, hs, params, nonlinearity):
+    """The caches of ``rnn_forward`` as the notebook documents them: ``caches[t]`` is the step cache of
+    step t, ``(x[t], h_{t-1}, h_t, params, nonlinearity)`` with ``h_{-1} = h0``, one ``params`` dict for all."""
+    prev = [h0] + list(hs[:-1])
+    return [step_cache(x[t], prev[t], hs[t], params, nonlinearity) for t in range(x.shape[0])]
 
 
 # --------------------------------------------------------------------------------------------
@@ -73,11 +88,67 @@ def _terms(x, s0, d, W_x, W_s, W_y, deriv=True, chain_transposed=True, previous_
     return terms_s, terms_x
 
 
-def worked_example(ns, rng, t=3, input_size=2, hidden_size=3, output_size=2):
+def _states(x, s0, W_x, W_s):
+    """s_0 … s_t of the worked example's cell (no biases, tanh)."""
+    s = [s0]
+    for k in range(x.shape[0]):
+        s.append(np.tanh(W_x @ x[k] + W_s @ s[-1]))
+    return s
+
+
+FLIP = "the sign is flipped: for E_t = ½‖d_t − y_t‖² the error signal is ∂E_t/∂y_t = y_t − d_t"
+HALF = "E_t = ½‖d_t − y_t‖² has the factor ½, so ∂E_t/∂y_t = y_t − d_t, without a 2"
+
+
+def _term_mistakes(name, want, wrong_terms, t):
+    """Known wrong versions of terms[name]: {message: value}, from ``wrong_terms(**flags)``."""
+    variants = {
+        "the factor 1 − s_k² (the derivative of tanh) is missing": dict(deriv=False),
+        "the gradient is sent back through W_s instead of W_sᵀ: ∂E/∂s_{k-1} = W_sᵀ δ_k": dict(
+            chain_transposed=False),
+    }
+    if name == "W_s":
+        variants["each term multiplies δ_k by s_k; W_s read s_{k-1} at step k, so the term is "
+                 "δ_k s_{k-1}ᵀ"] = dict(previous_state=False)
+        variants["the terms are transposed: term k is δ_k s_{k-1}ᵀ, row i for state unit i"] = dict(transpose=True)
+    mistakes = {}
+    for message, flags in variants.items():
+        wrong = wrong_terms(**flags)[0 if name == "W_s" else 1]
+        if not np.allclose(wrong, want):
+            mistakes[message] = wrong
+    if t > 1:
+        only_last = np.zeros_like(want)
+        only_last[-1] = want[-1]
+        mistakes["only the term k = t is there; the earlier steps used the same matrix, and BPTT adds "
+                 "their terms too"] = only_last
+    return mistakes
+
+
+def _expect_terms(terms, want, name, wrong_terms, t):
+    got = terms[name]
+    if isinstance(got, np.ndarray) and got.ndim == 3 and got.shape[0] == t - 1 and t > 1:
+        raise CheckFailure(f"terms[{name!r}] has {t - 1} entries, one per k = 1 … t−1; the sum runs over "
+                           f"k = 1 … t (here t = {t}): the last step uses {name} too and has its own term")
+    expect_close(got, want, f"terms[{name!r}]", scales={-1: FLIP, 2: HALF},
+                 mistakes=_term_mistakes(name, want, wrong_terms, t))
+
+
+def _expect_sum(grads, want, name, t):
+    mistakes, scales = {}, {-1: FLIP, 2: HALF}
+    if t > 1:
+        mistakes["the term k = t is missing: the sum runs over k = 1 … t, and the last step itself "
+                 f"uses {name}"] = want[:-1].sum(axis=0)
+        mistakes[f"it holds only the term k = t; ∂E_t/∂{name} adds the terms of every step k = 1 … t"] = want[-1]
+        mistakes["it holds only the term k = 1; add the terms of every step k = 1 … t"] = want[0]
+        scales[1 / t] = "you averaged the terms; the chain rule adds them (one term per step that used the matrix)"
+    expect_close(grads[name], want.sum(axis=0), f"grads[{name!r}]", scales=scales, mistakes=mistakes)
+
+
+def worked_example(student, rng, t=3, input_size=2, hidden_size=3, output_size=2):
     """``bptt_worked_example(x (t, I), s0 (H,), d (K,), params)`` with ``params`` W_x (H, I), W_s (H, H),
     W_y (K, H) returns ``(grads, terms)``: ``grads`` the three gradients of E_t = ½‖d_t − y_t‖², ``terms``
     ``{"W_s": (t, H, H), "W_x": (t, H, I)}`` with ``terms[name][k-1]`` the term of step k."""
-    fn = student_function(ns, "bptt_worked_example")
+    fn = student_function(student, "bptt_worked_example")
     I, H, K = input_size, hidden_size, output_size
     W_x = rng.normal(0.0, 1.0 / np.sqrt(I), (H, I))
     W_s = rng.normal(0.0, 0.9 / np.sqrt(H), (H, H))
@@ -88,75 +159,28 @@ def worked_example(ns, rng, t=3, input_size=2, hidden_size=3, output_size=2):
     params = {"W_x": W_x.copy(), "W_s": W_s.copy(), "W_y": W_y.copy()}
     out = call_student(fn, x.copy(), s0.copy(), d.copy(), params)
     grads, terms = expect_tuple(out, 2, "bptt_worked_example", "(grads, terms)")
-    grads = _expect_dict(grads, ("W_y", "W_s", "W_x"), "grads")
-    terms = _expect_dict(terms, ("W_s", "W_x"), "terms")
+    grads = expect_grads_dict(grads, ("W_y", "W_s", "W_x"), "grads")
+    terms = expect_grads_dict(terms, ("W_s", "W_x"), "terms")
 
-    flip = "the sign is flipped: for E_t = ½‖d_t − y_t‖² the error signal is ∂E_t/∂y_t = y_t − d_t"
-    half = "E_t = ½‖d_t − y_t‖² has the factor ½, so ∂E_t/∂y_t = y_t − d_t, without a 2"
+    s = _states(x, s0, W_x, W_s)
     expect_close(grads["W_y"], dW_y, "grads['W_y']", axes=("K", "H") if K != H else None,
-                 scales={-1: flip, 2: half},
+                 scales={-1: FLIP, 2: HALF},
                  mistakes={"it uses s_{t-1}; the output reads the last state: ∂E_t/∂W_y = (y_t − d_t) s_tᵀ":
-                           np.outer(W_y @ _terms_states(x, s0, W_x, W_s)[-1] - d,
-                                    _terms_states(x, s0, W_x, W_s)[-2])})
+                           np.outer(W_y @ s[-1] - d, s[-2])})
+
+    def wrong_terms(**flags):
+        return _terms(x, s0, d, W_x, W_s, W_y, **flags)
 
     for name, want in (("W_s", want_s), ("W_x", want_x)):
-        got = terms[name]
-        if isinstance(got, np.ndarray) and got.ndim == 3 and got.shape[0] == t - 1 and t > 1:
-            raise CheckFailure(f"terms[{name!r}] has {t - 1} entries, one per k = 1 … t−1; the sum runs over "
-                               f"k = 1 … t (here t = {t}): the last step uses {name} too and has its own term")
-        variants = {
-            "the factor 1 − s_k² (the derivative of tanh) is missing": dict(deriv=False),
-            "the gradient is sent back through W_s instead of W_sᵀ: ∂E/∂s_{k-1} = W_sᵀ δ_k": dict(
-                chain_transposed=False),
-        }
-        if name == "W_s":
-            variants["each term multiplies δ_k by s_k; W_s read s_{k-1} at step k, so the term is "
-                     "δ_k s_{k-1}ᵀ"] = dict(previous_state=False)
-            variants["the terms are transposed: term k is δ_k s_{k-1}ᵀ, row i for state unit i"] = dict(
-                transpose=True)
-        mistakes = {}
-        for message, flags in variants.items():
-            wrong_s, wrong_x = _terms(x, s0, d, W_x, W_s, W_y, **flags)
-            wrong = wrong_s if name == "W_s" else wrong_x
-            if not np.allclose(wrong, want):
-                mistakes[message] = wrong
-        only_last = np.zeros_like(want)
-        only_last[-1] = want[-1]
-        if t > 1:
-            mistakes["only the term k = t is there; the earlier steps used the same matrix, and BPTT adds "
-                     "their terms too"] = only_last
-        expect_close(got, want, f"terms[{name!r}]", scales={-1: flip, 2: half}, mistakes=mistakes)
-
+        _expect_terms(terms, want, name, wrong_terms, t)
     for name, want in (("W_s", want_s), ("W_x", want_x)):
-        mistakes = {}
-        if t > 1:
-            mistakes["the term k = t is missing: the sum runs over k = 1 … t, and the last step itself "
-                     f"uses {name}"] = want[:-1].sum(axis=0)
-            mistakes[f"it holds only the term k = t; ∂E_t/∂{name} adds the terms of every step k = 1 … t"] = want[-1]
-            mistakes["it holds only the term k = 1; add the terms of every step k = 1 … t"] = want[0]
-        scales = {-1: flip, 2: half}
-        if t > 1:
-            scales[1 / t] = "you averaged the terms; the chain rule adds them (one term per step that used the matrix)"
-        expect_close(grads[name], want.sum(axis=0), f"grads[{name!r}]", scales=scales, mistakes=mistakes)
-    return f"bptt_worked_example: correct for t = {t} ({', '.join(f'{k}={v}' for k, v in dict(I=I, H=H, K=K).items())})"
-
-
-def _terms_states(x, s0, W_x, W_s):
-    s = [s0]
-    for k in range(x.shape[0]):
-        s.append(np.tanh(W_x @ x[k] + W_s @ s[-1]))
-    return s
+        _expect_sum(grads, want, name, t)
+    return f"bptt_worked_example: correct for t = {t} (I={I}, H={H}, K={K})"
 
 
 # --------------------------------------------------------------------------------------------
 # 2. one step backward
 # --------------------------------------------------------------------------------------------
-
-def _given_forward_matches(ns, name, got, want):
-    if not (isinstance(got, np.ndarray) and got.shape == want.shape and np.allclose(got, want)):
-        raise CheckFailure(f"the given {name} does not compute the forward pass any more; restore it "
-                           "(re-download the notebook or copy the cell back) and run it again")
-
 
 def _step_variants(x, h_prev, h, params, dh, nonlinearity):
     """Gradients of one step with a typical mistake switched on: {key: {message: value}}."""
@@ -196,22 +220,20 @@ def _step_variants(x, h_prev, h, params, dh, nonlinearity):
     return out
 
 
-def step_backward(ns, rng, batch=3, input_size=4, hidden_size=5, nonlinearity="tanh"):
-    """``rnn_step_backward(dh, cache)`` returns a dict of gradients with the keys of STEP_KEYS."""
-    forward_fn = student_function(ns, "rnn_step_forward")
-    fn = student_function(ns, "rnn_step_backward")
+def step_backward(student, rng, batch=3, input_size=4, hidden_size=5, nonlinearity="tanh"):
+    """``rnn_step_backward(dh, cache)`` returns a dict of gradients with the keys of STEP_KEYS. The cache
+    is built here (:func:`step_cache`), not by the student's forward cell."""
+    fn = student_function(student, "rnn_step_backward")
     params = random_rnn_params(rng, input_size, hidden_size)
     x = rng.normal(size=(batch, input_size))
     h_prev = rng.normal(0.0, 0.8, size=(batch, hidden_size))
     dh = rng.normal(size=(batch, hidden_size))
-    h_want, cache = _rnnkit_step_forward(x, h_prev, params, nonlinearity)
+    h, cache = _rnnkit_step_forward(x, h_prev, params, nonlinearity)
     want = _rnnkit_step_backward(dh, cache)
 
-    out = call_student(forward_fn, x.copy(), h_prev.copy(), copy_params(params), nonlinearity=nonlinearity)
-    h, student_cache = expect_tuple(out, 2, "rnn_step_forward", "(h, cache)")
-    _given_forward_matches(ns, "rnn_step_forward", h, h_want)
-    grads = _expect_dict(call_student(fn, dh.copy(), student_cache), STEP_KEYS, "the dict rnn_step_backward returns")
-    variants = _step_variants(x, h_prev, h_want, params, dh, nonlinearity)
+    given = step_cache(x.copy(), h_prev.copy(), h.copy(), copy_params(params), nonlinearity)
+    grads = expect_grads_dict(call_student(fn, dh.copy(), given), STEP_KEYS, "the dict rnn_step_backward returns")
+    variants = _step_variants(x, h_prev, h, params, dh, nonlinearity)
     axes = {"x": ("B", "I"), "h_prev": ("B", "H"), "weight_ih": ("H", "I"), "weight_hh": None,
             "bias_ih": None, "bias_hh": None}
     for key in STEP_KEYS:
@@ -268,51 +290,9 @@ def _bptt(x, h0, params, dhs, dh_last, nonlinearity, carry=True, accumulate="all
     return grads
 
 
-def _step_backward_note(ns, rng, nonlinearity):
-    fn, forward_fn = ns.get("rnn_step_backward"), ns.get("rnn_step_forward")
-    if not callable(fn) or not callable(forward_fn):
-        return ""
-    params = random_rnn_params(rng, 3, 4)
-    x, h_prev, dh = rng.normal(size=(2, 3)), rng.normal(size=(2, 4)), rng.normal(size=(2, 4))
-    _, cache = _rnnkit_step_forward(x, h_prev, params, nonlinearity)
-    want = _rnnkit_step_backward(dh, cache)
-    try:
-        got = fn(dh, forward_fn(x, h_prev, copy_params(params), nonlinearity=nonlinearity)[1])
-        if all(np.allclose(got[k], want[k]) for k in STEP_KEYS):
-            return ""
-    except Exception:  # noqa: BLE001  (any failure means the step is not right yet)
-        pass
-    return (f" (note: your rnn_step_backward is not right yet for nonlinearity={nonlinearity!r}; "
-            "fix it first, BPTT is built from it)")
-
-
-def backward(ns, rng, T=4, batch=3, input_size=2, hidden_size=5, nonlinearity="tanh", dh_last=True):
-    """``rnn_backward(dhs (T, B, H), dh_last (B, H) or None, cache)`` returns a dict with the keys of
-    SEQUENCE_KEYS: the gradients of L = Σ_t L_t (dhs[t] = ∂L/∂h_t through the outputs; dh_last an extra
-    gradient of the final state)."""
-    forward_fn = student_function(ns, "rnn_forward")
-    fn = student_function(ns, "rnn_backward")
-    params = random_rnn_params(rng, input_size, hidden_size)
-    x = rng.normal(size=(T, batch, input_size))
-    h0 = rng.normal(0.0, 0.5, size=(batch, hidden_size))
-    dhs = rng.normal(size=(T, batch, hidden_size))
-    dlast = rng.normal(size=(batch, hidden_size)) if dh_last else None
-    hs_want, _, cache = _rnnkit_sequence_forward("rnn", x, h0, params, nonlinearity=nonlinearity)
-    dx, dh0, wgrads = _rnnkit_sequence_backward(dhs, dlast, cache)
-    want = {"x": dx, "h0": dh0, **wgrads}
-
-    out = call_student(forward_fn, x.copy(), h0.copy(), copy_params(params), nonlinearity=nonlinearity)
-    hs, _h_last, student_cache = expect_tuple(out, 3, "rnn_forward", "(hs, h_last, cache)")
-    _given_forward_matches(ns, "rnn_forward", hs, hs_want)
-    try:
-        grads = call_student(fn, dhs.copy(), None if dlast is None else dlast.copy(), student_cache)
-    except CheckFailure as failure:
-        raise CheckFailure(str(failure) + _step_backward_note(ns, rng, nonlinearity)) from None
-    grads = _expect_dict(grads, SEQUENCE_KEYS, "the dict rnn_backward returns")
-
-    def variant(**flags):
-        return _bptt(x, h0, params, dhs, dlast, nonlinearity, **flags)
-
+def _sequence_mistakes(x, h0, params, dhs, dlast, nonlinearity, want):
+    """Known wrong versions of each gradient of rnn_backward: {key: {message: value}}."""
+    T = x.shape[0]
     not_carried = ("the gradient from step t+1 is not added: dh_t = dhs[t] + (the gradient that step t+1 "
                    "sends back to h_t, its 'h_prev' gradient)")
     deriv = "the factor φ'(a_t) is missing" + (" (1 − h_t² for tanh)" if nonlinearity == "tanh" else
@@ -335,12 +315,32 @@ def backward(ns, rng, T=4, batch=3, input_size=2, hidden_size=5, nonlinearity="t
                              dict(dh_last_mode="every")))
     mistakes = {k: {} for k in SEQUENCE_KEYS}
     for message, flags in messages:
-        wrong = variant(**flags)
+        wrong = _bptt(x, h0, params, dhs, dlast, nonlinearity, **flags)
         for key in SEQUENCE_KEYS:
             if not np.allclose(wrong[key], want[key]) and message not in mistakes[key]:
                 mistakes[key][message] = wrong[key]
     mistakes["h0"]["grads['h0'] is dh of the first step; pass it back through that step: ∂L/∂h_0 = W_hhᵀ da_1, "
-                   "the 'h_prev' gradient of the first step"] = variant(h0_grad="first")["h0"]
+                   "the 'h_prev' gradient of the first step"] = _bptt(x, h0, params, dhs, dlast, nonlinearity,
+                                                                      h0_grad="first")["h0"]
+    return mistakes
+
+
+def backward(student, rng, T=4, batch=3, input_size=2, hidden_size=5, nonlinearity="tanh", dh_last=True):
+    """``rnn_backward(dhs (T, B, H), dh_last (B, H) or None, cache)`` returns a dict with the keys of
+    SEQUENCE_KEYS: the gradients of L = Σ_t L_t (dhs[t] = ∂L/∂h_t through the outputs; dh_last an extra
+    gradient of the final state). The caches are built here (:func:`sequence_caches`)."""
+    fn = student_function(student, "rnn_backward")
+    params = random_rnn_params(rng, input_size, hidden_size)
+    x = rng.normal(size=(T, batch, input_size))
+    h0 = rng.normal(0.0, 0.5, size=(batch, hidden_size))
+    dhs = rng.normal(size=(T, batch, hidden_size))
+    dlast = rng.normal(size=(batch, hidden_size)) if dh_last else None
+    hs, _, cache = _rnnkit_sequence_forward("rnn", x, h0, params, nonlinearity=nonlinearity)
+    dx, dh0, wgrads = _rnnkit_sequence_backward(dhs, dlast, cache)
+    want = {"x": dx, "h0": dh0, **wgrads}
+
+    given = sequence_caches(x.copy(), h0.copy(), hs.copy(), copy_params(params), nonlinearity)
+    mistakes = _sequence_mistakes(x, h0, params, dhs, dlast, nonlinearity, want)
     scales = {}
     if T > 1:
         scales = {1 / T: "did you divide by T? The loss is the sum of the per-step losses, so its gradients "
@@ -349,11 +349,15 @@ def backward(ns, rng, T=4, batch=3, input_size=2, hidden_size=5, nonlinearity="t
     axes = {"x": ("T", "B", "I"), "h0": ("B", "H"), "weight_ih": ("H", "I"), "weight_hh": None,
             "bias_ih": None, "bias_hh": None}
     distinct = len({T, batch, input_size, hidden_size}) == 4
-    for key in SEQUENCE_KEYS:
-        try:
+
+    def judge():
+        grads = call_student(fn, dhs.copy(), None if dlast is None else dlast.copy(), given)
+        grads = expect_grads_dict(grads, SEQUENCE_KEYS, "the dict rnn_backward returns")
+        for key in SEQUENCE_KEYS:
             expect_close(grads[key], want[key], f"grads[{key!r}]", axes=axes[key] if distinct else None,
                          scales=scales if key not in ("x", "h0") else None, mistakes=mistakes[key])
-        except CheckFailure as failure:
-            raise CheckFailure(str(failure) + _step_backward_note(ns, rng, nonlinearity)) from None
+
+    step = functools.partial(step_backward, nonlinearity=nonlinearity)
+    blame_parts(student, judge, [("rnn_step_backward", step)], "rnn_backward")
     last = "with dh_last" if dlast is not None else "dh_last=None"
     return f"rnn_backward: correct ({nonlinearity}, {last}, T={T}, B={batch}, I={input_size}, H={hidden_size})"

@@ -3,18 +3,27 @@
 
 The expected Jacobians come from rnnkit's backward pass of the cell (``rnn_core_backward`` applied to the
 rows of an identity matrix gives ∂h_t/∂h_{t−1} row by row); clipping is compared with ``rnnkit.clip``,
-which equals ``torch.nn.utils.clip_grad_norm_`` / ``clip_grad_value_``.
+which equals ``torch.nn.utils.clip_grad_norm_`` / ``clip_grad_value_``. Clipping must change the arrays in
+place: the gradients are handed over in a dict made on the student's side whose arrays a list there holds
+too (:class:`HeldGrads`), as an optimizer would, so a replaced array can be told from a changed one.
 """
 from __future__ import annotations
 
 import numpy as np
 
 from rnnkit.cells.rnn import rnn_core_backward as _rnnkit_core_backward
-from rnnkit.checks.core import CheckFailure, call_student, expect_array, expect_close, student_function
-from rnnkit.checks.vanilla_rnn import copy_params, random_rnn_params
 from rnnkit.clip import clip_grad_norm as _rnnkit_clip_norm
 from rnnkit.clip import clip_grad_value as _rnnkit_clip_value
 from rnnkit.sequence import sequence_forward as _rnnkit_sequence_forward
+
+from ..sandbox import Policy
+from .expect import (CheckFailure, blame_parts, call_student, copy_params, expect_close, kind_of,
+                     student_function)
+from .vanilla_rnn import random_rnn_params
+
+#: what the student's notebook may import when it is graded (not rnnkit.clip, which holds the answers)
+POLICY = Policy(packages=("numpy", "matplotlib"), rnnkit=("rnnkit.gradcheck", "rnnkit.data"))
+SPECS = ("step_jacobian", "jacobian_norms", "spectral_radius", "clip_grad_norm", "clip_grad_value")
 
 
 def matrix_with_radius(rng, n, radius):
@@ -39,10 +48,10 @@ def _reference_jacobians(h, W_hh):
 # 1. the Jacobian of one step
 # --------------------------------------------------------------------------------------------
 
-def step_jacobian(ns, rng, batch=3, hidden_size=4):
+def step_jacobian(student, rng, batch=3, hidden_size=4):
     """``step_jacobian(h, params)``: ``h (B, H)`` the states h_t after a tanh step, returns ``(B, H, H)`` with
     ``J[b] = diag(1 − h_t[b]²) W_hh``."""
-    fn = student_function(ns, "step_jacobian")
+    fn = student_function(student, "step_jacobian")
     params = random_rnn_params(rng, 2, hidden_size)
     h = np.tanh(rng.normal(0.0, 1.0, size=(batch, hidden_size)))
     want = _reference_jacobians(h, params["weight_hh"])
@@ -72,59 +81,48 @@ def _spectral(M):
     return np.linalg.norm(M, ord=2, axis=(-2, -1))
 
 
-def jacobian_norms(ns, rng, T=6, batch=2, input_size=3, hidden_size=4, radius=0.9):
-    """``jacobian_norms(hs, params)``: ``hs (T, B, H)`` the states h_1 … h_T of a tanh RNN; returns
-    ``(T+1, B)`` with ``norms[k, b] = ‖∂h_T/∂h_k‖₂`` (spectral norm), ``norms[T] = 1``."""
-    fn = student_function(ns, "jacobian_norms")
-    params = random_rnn_params(rng, input_size, hidden_size)
-    params["weight_hh"] = matrix_with_radius(rng, hidden_size, radius)
-    x = rng.normal(size=(T, batch, input_size))
-    hs, _, _ = _rnnkit_sequence_forward("rnn", x, None, params)
-    W = params["weight_hh"]
-
+def _reference_norms(hs, W):
+    """norms[k, b] = ‖∂h_T/∂h_k‖₂ from rnnkit's backward pass, and three wrong versions of it."""
+    T, batch, H = hs.shape
     want = np.ones((T + 1, batch))
     for b in range(batch):
-        rows = np.eye(hidden_size)              # rows of ∂h_T/∂h_k, from k = T down to 0
+        rows = np.eye(H)                        # rows of ∂h_T/∂h_k, from k = T down to 0
         for k in range(T - 1, -1, -1):
             rows = _backward_rows(rows, hs[k, b], W)
             want[k, b] = _spectral(rows)
-
     J = (1 - hs**2)[:, :, :, None] * W[None, None]    # J[j-1] = ∂h_j/∂h_{j-1}, (T, B, H, H)
-    wrong_order = np.ones((T + 1, batch))
-    frobenius = np.ones((T + 1, batch))
-    of_norms = np.ones((T + 1, batch))
+    wrong_order, frobenius, of_norms = np.ones((T + 1, batch)), np.ones((T + 1, batch)), np.ones((T + 1, batch))
     for b in range(batch):
-        P, Q, prod = np.eye(hidden_size), np.eye(hidden_size), 1.0
-        frobenius[T, b] = np.sqrt(hidden_size)
+        P, Q, prod = np.eye(H), np.eye(H), 1.0
+        frobenius[T, b] = np.sqrt(H)
         for k in range(T - 1, -1, -1):
             P = P @ J[k, b]                     # J_T ... J_{k+1}
             Q = J[k, b] @ Q                     # J_{k+1} ... J_T, the wrong order
             prod *= _spectral(J[k, b])
             wrong_order[k, b], frobenius[k, b], of_norms[k, b] = _spectral(Q), np.linalg.norm(P), prod
-    got = call_student(fn, hs.copy(), copy_params(params))
-    if isinstance(got, np.ndarray) and got.shape == (T, batch):
-        raise CheckFailure(f"norms has shape (T, B) = {got.shape}; it needs T+1 rows, k = 0 … T, "
-                           "with norms[T] = ‖∂h_T/∂h_T‖ = ‖I‖ = 1")
-    try:
+    return want, wrong_order, frobenius, of_norms
+
+
+def jacobian_norms(student, rng, T=6, batch=2, input_size=3, hidden_size=4, radius=0.9):
+    """``jacobian_norms(hs, params)``: ``hs (T, B, H)`` the states h_1 … h_T of a tanh RNN (made here by
+    rnnkit's forward pass); returns ``(T+1, B)`` with ``norms[k, b] = ‖∂h_T/∂h_k‖₂`` (spectral norm),
+    ``norms[T] = 1``."""
+    fn = student_function(student, "jacobian_norms")
+    params = random_rnn_params(rng, input_size, hidden_size)
+    params["weight_hh"] = matrix_with_radius(rng, hidden_size, radius)
+    x = rng.normal(size=(T, batch, input_size))
+    hs, _, _ = _rnnkit_sequence_forward("rnn", x, None, params)
+    want, wrong_order, frobenius, of_norms = _reference_norms(hs, params["weight_hh"])
+
+    def judge():
+        got = call_student(fn, hs.copy(), copy_params(params))
+        if isinstance(got, np.ndarray) and got.shape == (T, batch):
+            raise CheckFailure(f"norms has shape (T, B) = {got.shape}; it needs T+1 rows, k = 0 … T, "
+                               "with norms[T] = ‖∂h_T/∂h_T‖ = ‖I‖ = 1")
         _expect_norms(got, want, wrong_order, frobenius, of_norms)
-    except CheckFailure as failure:
-        raise CheckFailure(str(failure) + _jacobian_note(ns, rng)) from None
+
+    blame_parts(student, judge, [("step_jacobian", step_jacobian)], "jacobian_norms")
     return f"jacobian_norms: correct (T={T}, B={batch}, H={hidden_size}, spectral radius {radius})"
-
-
-def _jacobian_note(ns, rng):
-    fn = ns.get("step_jacobian")
-    if not callable(fn):
-        return ""
-    params = random_rnn_params(rng, 2, 3)
-    h = np.tanh(rng.normal(size=(2, 3)))
-    try:
-        got = fn(h, copy_params(params))
-        if isinstance(got, np.ndarray) and np.allclose(got, _reference_jacobians(h, params["weight_hh"])):
-            return ""
-    except Exception:  # noqa: BLE001  (any failure means it is not right yet)
-        pass
-    return " (note: your step_jacobian is not right yet; fix it first)"
 
 
 def _expect_norms(got, want, wrong_order, frobenius, of_norms):
@@ -151,35 +149,43 @@ def _expect_norms(got, want, wrong_order, frobenius, of_norms):
 # 3. the spectral radius
 # --------------------------------------------------------------------------------------------
 
-def spectral_radius(ns, rng, size=5, kind="random"):
-    """``spectral_radius(W)`` returns ρ(W) = max_i |λ_i| as a real number."""
-    fn = student_function(ns, "spectral_radius")
+def _matrix(rng, size, kind):
+    """A random square matrix whose dominant eigenvalue is of the given kind."""
     if kind == "random":
-        W = rng.normal(size=(size, size))
-    elif kind == "negative":  # the dominant eigenvalue is negative and real
-        Q = rng.normal(size=(size, size)) + size * np.eye(size)
+        return rng.normal(size=(size, size))
+    Q = rng.normal(size=(size, size)) + size * np.eye(size)
+    if kind == "negative":  # the dominant eigenvalue is negative and real
         lam = np.concatenate([[-2.0 - rng.random()], rng.uniform(-0.9, 1.5, size - 1)])
-        W = Q @ np.diag(lam) @ np.linalg.inv(Q)
-    elif kind == "rotation":  # a complex pair dominates
+        return Q @ np.diag(lam) @ np.linalg.inv(Q)
+    if kind == "rotation":  # a complex pair dominates
         angle = rng.uniform(0.3, 1.2)
         W = np.zeros((size, size))
         W[:2, :2] = 1.5 * np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
         W[2:, 2:] = np.diag(rng.uniform(-1.0, 1.0, size - 2))
-        Q = rng.normal(size=(size, size)) + size * np.eye(size)
-        W = Q @ W @ np.linalg.inv(Q)
-    else:
-        raise ValueError(f"kind must be 'random', 'negative' or 'rotation', got {kind!r}")
+        return Q @ W @ np.linalg.inv(Q)
+    raise ValueError(f"kind must be 'random', 'negative' or 'rotation', got {kind!r}")
+
+
+def _one_number(got, what, hint):
+    """``got`` as a float; a CheckFailure names what came instead."""
+    if np.iscomplexobj(got) or kind_of(got) == "complex":
+        raise CheckFailure(f"{what} returned a complex number; {hint}")
+    try:
+        return float(np.asarray(got, dtype=np.float64).reshape(()))
+    except (TypeError, ValueError):
+        shape = f" of shape {np.shape(got)}" if isinstance(got, np.ndarray) else ""
+        raise CheckFailure(f"{what} should return one real number, got a {kind_of(got)}{shape}") from None
+
+
+def spectral_radius(student, rng, size=5, kind="random"):
+    """``spectral_radius(W)`` returns ρ(W) = max_i |λ_i| as a real number."""
+    fn = student_function(student, "spectral_radius")
+    W = _matrix(rng, size, kind)
     eig = np.linalg.eigvals(W)
     want = float(np.max(np.abs(eig)))
-    got = call_student(fn, W.copy())
-    if np.iscomplexobj(got) or isinstance(got, complex):
-        raise CheckFailure("spectral_radius returned a complex number; the radius is the largest modulus "
-                           "|λ| of the eigenvalues, a real number (np.abs of a complex number is its modulus)")
-    try:
-        value = float(np.asarray(got).reshape(()))
-    except (TypeError, ValueError):
-        raise CheckFailure(f"spectral_radius should return one real number, got {type(got).__name__}"
-                           + (f" of shape {np.shape(got)}" if hasattr(got, "shape") else "")) from None
+    value = _one_number(call_student(fn, W.copy()), "spectral_radius",
+                        "the radius is the largest modulus |λ| of the eigenvalues, a real number (np.abs of a "
+                        "complex number is its modulus)")
     mistakes = {
         "that is the largest real eigenvalue; the radius compares moduli, max_i |λ_i|, so a large negative "
         "or complex eigenvalue counts too": float(np.max(eig.real)),
@@ -207,61 +213,82 @@ def _random_grads(rng, shapes, scale=1.0):
     return {name: rng.normal(0.0, scale, size=s) for name, s in zip(_GRAD_NAMES, shapes)}
 
 
-def _expect_in_place(student_grads, originals, name, want, what):
-    """The array object the caller holds must carry the new values."""
-    held = originals[name]
-    current = student_grads.get(name)
-    if np.allclose(held, want, rtol=1e-10, atol=1e-14):
+class HeldGrads:
+    """A dict of gradient arrays made on the student's side, whose arrays a list there holds too, as an
+    optimizer or a model would. Pass :attr:`remote` to the student's function; :meth:`after` then says
+    what the dict holds and what the holders see, so that ``grads[k] = new`` can be told from a change
+    made in the arrays themselves."""
+
+    def __init__(self, student, grads: dict):
+        self.student, self.names = student, list(grads)
+        self.holders = student.new("builtins.list", [grads[k] for k in self.names])
+        self.remote = student.new("builtins.dict", student.new("builtins.zip", self.names, self.holders))
+
+    def after(self) -> tuple[dict, dict]:
+        """``(the dict as the function left it, {name: the array the holders see})``; one reply, so
+        an array that is still the same object on the student's side is the same object here."""
+        pair = self.student.new("builtins.list", [self.remote, self.holders]).method("copy")()
+        current, held = pair
+        return current, dict(zip(self.names, held))
+
+
+def _expect_in_place(current, held, name, want, what):
+    """The array object the holders have must carry the new values, not a new array in the dict."""
+    if name not in current:
+        raise CheckFailure(f"{what} removed grads[{name!r}] from the dict; change the arrays, keep the keys")
+    if np.allclose(held[name], want, rtol=1e-10, atol=1e-14):
         return
-    if isinstance(current, np.ndarray) and current is not held and current.shape == want.shape \
-            and np.allclose(current, want, rtol=1e-10, atol=1e-14):
+    replaced = current[name]
+    if isinstance(replaced, np.ndarray) and replaced is not held[name] and replaced.shape == want.shape \
+            and replaced.dtype.kind == "f" and np.allclose(replaced, want, rtol=1e-10, atol=1e-14):
         raise CheckFailure(f"grads[{name!r}] was replaced by a new array; {what} must change the arrays "
                            "in place (like torch), so that everyone holding them (an optimizer, a model) sees "
                            "the clipped values: write into them, e.g. g *= scale or g[...] = ...")
 
 
-def clip_grad_norm(ns, rng, shapes=((3, 4), (4,), (2, 2)), regime="above"):
+def _norm_mistakes(g, total, max_norm):
+    """Known wrong versions of one clipped array: {message: value}."""
+    scale_no_eps = max_norm / total if total > max_norm else 1.0
+    return {
+        "you clipped each array by its own norm; the norm is global: the square root of the sum of the "
+        "squares of every entry of every array": g * min(1.0, max_norm / (np.linalg.norm(g) + 1e-6)),
+        f"the gradients were scaled although their total norm {total:.4g} was already below "
+        f"max_norm = {max_norm:.4g}: leave them unchanged then": g * max_norm / (total + 1e-6),
+        "the scale is max_norm / (total + 1e-6), exactly as in torch; the 1e-6 is missing": g * scale_no_eps,
+        "the scale is upside down: multiply by max_norm / (total + 1e-6)": g * (total + 1e-6) / max_norm,
+    }
+
+
+def _max_norm(rng, total, regime):
+    if regime == "above":
+        return total * float(rng.uniform(0.2, 0.7))
+    if regime == "below":
+        return total * float(rng.uniform(1.2, 2.0))
+    raise ValueError(f"regime must be 'above' or 'below', got {regime!r}")
+
+
+def clip_grad_norm(student, rng, shapes=((3, 4), (4,), (2, 2)), regime="above"):
     """``clip_grad_norm(grads, max_norm)`` scales all arrays of the dict in place by
     ``max_norm / (total + 1e-6)`` when the global norm ``total > max_norm`` and returns ``total``."""
-    fn = student_function(ns, "clip_grad_norm")
+    fn = student_function(student, "clip_grad_norm")
     grads = _random_grads(rng, shapes, scale=rng.uniform(0.2, 1.0))
     total = float(np.sqrt(sum(np.sum(g * g) for g in grads.values())))
-    if regime == "above":
-        max_norm = total * float(rng.uniform(0.2, 0.7))
-    elif regime == "below":
-        max_norm = total * float(rng.uniform(1.2, 2.0))
-    else:
-        raise ValueError(f"regime must be 'above' or 'below', got {regime!r}")
+    max_norm = _max_norm(rng, total, regime)
     want = {k: v.copy() for k, v in grads.items()}
     want_total = float(_rnnkit_clip_norm(want, max_norm))
 
-    student_grads = {k: v.copy() for k, v in grads.items()}
-    held = dict(student_grads)
-    returned = call_student(fn, student_grads, max_norm)
+    given = HeldGrads(student, grads)
+    returned = call_student(fn, given.remote, max_norm, what="clip_grad_norm")
     if returned is None:
         raise CheckFailure("clip_grad_norm returned None; like torch it should return the total norm of "
                            "all the gradients, measured before clipping")
-    try:
-        value = float(np.asarray(returned).reshape(()))
-    except (TypeError, ValueError):
-        raise CheckFailure("clip_grad_norm should return one number, the total norm before clipping "
-                           f"(got a {type(returned).__name__})") from None
-
-    per_array = {k: v * min(1.0, max_norm / (np.linalg.norm(v) + 1e-6)) for k, v in grads.items()}
-    scale_no_eps = max_norm / total if total > max_norm else 1.0
-    for name in grads:
-        mistakes = {
-            "you clipped each array by its own norm; the norm is global: the square root of the sum of the "
-            "squares of every entry of every array": per_array[name],
-            f"the gradients were scaled although their total norm {total:.4g} was already below "
-            f"max_norm = {max_norm:.4g}: leave them unchanged then": grads[name] * max_norm / (total + 1e-6),
-            "the scale is max_norm / (total + 1e-6), exactly as in torch; the 1e-6 is missing":
-                grads[name] * scale_no_eps,
-            "the scale is upside down: multiply by max_norm / (total + 1e-6)": grads[name] * (total + 1e-6) / max_norm,
-        }
-        if not np.allclose(held[name], grads[name]) or not np.allclose(want[name], grads[name]):
-            _expect_in_place(student_grads, held, name, want[name], "clip_grad_norm")
-        mistakes = {m: v for m, v in mistakes.items() if not np.allclose(v, want[name], rtol=1e-10, atol=1e-14)}
+    value = _one_number(returned, "clip_grad_norm", "return the total norm before clipping, a real number")
+    current, held = given.after()
+    for name, g in grads.items():
+        if not np.allclose(held[name], g) or not np.allclose(want[name], g):
+            _expect_in_place(current, held, name, want[name], "clip_grad_norm")
+        mistakes = {m: v for m, v in _norm_mistakes(g, total, max_norm).items()
+                    if not np.allclose(v, want[name], rtol=1e-10, atol=1e-14)}
         expect_close(held[name], want[name], f"grads[{name!r}] after clipping", rtol=1e-10, atol=1e-14,
                      mistakes=mistakes)
     expect_close(np.asarray(value), np.asarray(want_total), "the returned norm", rtol=1e-9, mistakes={
@@ -270,33 +297,36 @@ def clip_grad_norm(ns, rng, shapes=((3, 4), (4,), (2, 2)), regime="above"):
         "that is the squared norm; the norm is its square root": np.asarray(total**2),
         "that is max_norm; return the total norm of the gradients before clipping": np.asarray(max_norm),
     })
-    words = "above" if regime == "above" else "below"
-    return f"clip_grad_norm: correct (total norm {total:.3g} {words} max_norm = {max_norm:.3g})"
+    return f"clip_grad_norm: correct (total norm {total:.3g} {regime} max_norm = {max_norm:.3g})"
 
 
-def clip_grad_value(ns, rng, shapes=((3, 4), (4,)), clip_value=0.5):
+def _value_mistakes(g, c):
+    """Known wrong versions of one array clipped by value: {message: value}."""
+    return {
+        f"entries below −clip_value = {-c:g} were not clipped: every entry goes into [−c, c]": np.minimum(g, c),
+        f"entries above clip_value = {c:g} were not clipped: every entry goes into [−c, c]": np.maximum(g, -c),
+        "entries were clipped into [0, c]; the interval is [−c, c], negative gradients keep their sign":
+            np.clip(g, 0.0, c),
+        "that rescales by the norm; clipping by value caps each entry on its own at ±c":
+            g * min(1.0, c / (np.linalg.norm(g) + 1e-6)),
+    }
+
+
+def clip_grad_value(student, rng, shapes=((3, 4), (4,)), clip_value=0.5):
     """``clip_grad_value(grads, clip_value)`` clips every entry into [−c, c], in place."""
-    fn = student_function(ns, "clip_grad_value")
+    fn = student_function(student, "clip_grad_value")
     grads = _random_grads(rng, shapes, scale=1.0)
     want = {k: v.copy() for k, v in grads.items()}
     _rnnkit_clip_value(want, clip_value)
-    student_grads = {k: v.copy() for k, v in grads.items()}
-    held = dict(student_grads)
-    call_student(fn, student_grads, clip_value)
-    c = clip_value
-    for name in grads:
-        g = grads[name]
-        _expect_in_place(student_grads, held, name, want[name], "clip_grad_value")
-        if np.array_equal(held[name], g) and not np.array_equal(want[name], g):
+    given = HeldGrads(student, grads)
+    call_student(fn, given.remote, clip_value, what="clip_grad_value")
+    current, held = given.after()
+    for name, g in grads.items():
+        _expect_in_place(current, held, name, want[name], "clip_grad_value")
+        if isinstance(held[name], np.ndarray) and np.array_equal(held[name], g) and not np.array_equal(want[name], g):
             raise CheckFailure(f"grads[{name!r}] did not change: np.clip (like most numpy functions) returns a new "
                                "array; write the result back into the array, g[...] = np.clip(g, -c, c), or use "
                                "np.clip(g, -c, c, out=g)")
-        expect_close(held[name], want[name], f"grads[{name!r}] after clipping", rtol=1e-12, mistakes={
-            f"entries below −clip_value = {-c:g} were not clipped: every entry goes into [−c, c]": np.minimum(g, c),
-            f"entries above clip_value = {c:g} were not clipped: every entry goes into [−c, c]": np.maximum(g, -c),
-            "entries were clipped into [0, c]; the interval is [−c, c], negative gradients keep their sign":
-                np.clip(g, 0.0, c),
-            "that rescales by the norm; clipping by value caps each entry on its own at ±c":
-                g * min(1.0, c / (np.linalg.norm(g) + 1e-6)),
-        })
+        expect_close(held[name], want[name], f"grads[{name!r}] after clipping", rtol=1e-12,
+                     mistakes=_value_mistakes(g, clip_value))
     return f"clip_grad_value: correct (clip_value = {clip_value:g})"
