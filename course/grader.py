@@ -20,7 +20,7 @@ from pathlib import Path
 from .assignment import Assignment, TestCell, released_source
 from .checker import run_check
 from .review import suspicious
-from .sandbox import Assets, Limits
+from .sandbox import Assets, Limits, rnnkit_names
 from .session import StudentGone, StudentProcess
 from .verdict import Verdict
 
@@ -150,7 +150,7 @@ def grade_notebook(assignment: Assignment, notebook: dict, start_student) -> Gra
     starts the process that runs the student's code (see :func:`process_starter`)."""
     steps, problems = plan(assignment, notebook["cells"])
     out_cells = [copy.deepcopy(c) for c in notebook["cells"]]
-    result = GradedNotebook({**notebook, "cells": out_cells}, {}, review_flags(steps, assignment.policy.rnnkit), problems)
+    result = GradedNotebook({**notebook, "cells": out_cells}, {}, review_flags(steps, rnnkit_names(assignment.policy.rnnkit)), problems)
     put_back: list[tuple[int, dict]] = []
     try:
         session = StudentSession(start_student)
@@ -174,7 +174,7 @@ def grade_notebook(assignment: Assignment, notebook: dict, start_student) -> Gra
     return result
 
 
-def review_flags(steps: list[Step], allowed_rnnkit: tuple[str, ...], limit: int = 5) -> list[tuple[str, str]]:
+def review_flags(steps: list[Step], allowed_rnnkit, limit: int = 5) -> list[tuple[str, str]]:
     """``review`` events for code an instructor should look at (see :mod:`course.review`)."""
     flags = [("review", f"{_label(step)}, line {line}: {what} ({why})") for step in steps if step.kind == "code"
              for line, what, why in suspicious(step.source, allowed_rnnkit)]

@@ -6,6 +6,7 @@ the comparison) and talks to the kernel, the student's side, through its stdin a
 """
 from __future__ import annotations
 
+import signal
 import sys
 
 from .student_side.wire import read_frame, write_frame
@@ -30,6 +31,7 @@ def serve() -> None:
     from .checker import UnknownSpec, run_check, spec_function
     from .sandbox import SiteLayout
 
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # an interrupt is the kernel's; it stops us if needed
     inp, out = sys.stdin.buffer, sys.stdout.buffer
     sys.stdout = sys.stderr  # nothing may print on the channel
     while True:

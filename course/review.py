@@ -43,9 +43,10 @@ MODULES = {"ctypes": "calls C functions directly", "subprocess": "runs other pro
 LIBRARIES = {"np", "numpy", "json", "builtins", "sys", "os", "math", "io", "inspect", "importlib", "random"}
 
 
-def suspicious(source: str, allowed_rnnkit: tuple[str, ...] = ()) -> list[tuple[int, str, str]]:
+def suspicious(source: str, allowed_rnnkit=()) -> list[tuple[int, str, str]]:
     """``(line, what, why)`` for each construct of ``source`` an instructor should look at.
-    ``allowed_rnnkit``: the rnnkit modules the assignment provides (others are flagged)."""
+    ``allowed_rnnkit``: what ``rnnkit.<name>`` may be in the assignment's sandbox (modules and the
+    names its package re-exports); any other ``rnnkit.<name>`` is flagged."""
     try:
         tree = ast.parse(source)
     except SyntaxError:
@@ -68,19 +69,24 @@ def _replaces_library(node) -> tuple[str, str] | None:
     return None
 
 
-def _rnnkit_beyond(node, allowed: tuple[str, ...]) -> tuple[str, str] | None:
+def _rnnkit_beyond(node, allowed) -> tuple[str, str] | None:
     """``rnnkit.x`` (an attribute or an import) where ``rnnkit.x`` is not a module it provides."""
     if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == "rnnkit":
         name = f"rnnkit.{node.attr}"
     elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("rnnkit"):
-        name = node.module if node.module != "rnnkit" else f"rnnkit.{node.names[0].name}"
+        names = [f"rnnkit.{a.name}" for a in node.names] if node.module == "rnnkit" else [node.module]
+        name = next((n for n in names if not _provided(n, allowed)), None)
     elif isinstance(node, ast.Import):
         name = next((a.name for a in node.names if a.name.startswith("rnnkit.")), None)
     else:
         return None
-    if name is None or any(name == a or name.startswith(a + ".") or a.startswith(name + ".") for a in allowed):
+    if name is None or _provided(name, allowed):
         return None
     return name, "uses a part of rnnkit this assignment does not provide"
+
+
+def _provided(name: str, allowed) -> bool:
+    return any(name == a or name.startswith(a + ".") or a.startswith(name + ".") for a in allowed)
 
 
 def _flag(node) -> tuple[str, str] | None:

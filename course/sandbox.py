@@ -255,6 +255,21 @@ def _rnnkit_imports(path: Path, package: str) -> set[str]:
     return found
 
 
+@lru_cache(maxsize=None)
+def rnnkit_names(modules: tuple[str, ...]) -> frozenset[str]:
+    """What ``rnnkit.<name>`` can be in a sandbox allowing ``modules``: its rnnkit modules (dotted)
+    and the names its ``rnnkit/__init__`` re-exports."""
+    if not modules:
+        return frozenset()
+    root = _package_dir("rnnkit")
+    files = _rnnkit_closure(modules, root)
+    names = {"rnnkit." + rel.removesuffix(".py").removesuffix("/__init__").replace("/", ".") for rel in files}
+    for node in ast.parse(_rnnkit_init(root, files)).body:
+        if isinstance(node, ast.ImportFrom):
+            names |= {f"rnnkit.{a.asname or a.name}" for a in node.names}
+    return frozenset(names)
+
+
 def _rnnkit_init(root: Path, files: set[str]) -> str:
     """An ``__init__`` for the cut-down rnnkit: the real one's re-exports of allowed modules."""
     lines = ['"""rnnkit, as far as this assignment allows."""']

@@ -41,6 +41,7 @@ class StudentProcess:
         self.proc = launch.proc
         self.gone: StudentGone | None = None
         self._ps = psutil.Process(self.proc.pid)
+        self._known: list[psutil.Process] | None = None
         self._in, self._out = self.proc.stdout.fileno(), self.proc.stdin.fileno()
         os.set_blocking(self._in, False)
         os.set_blocking(self._out, False)
@@ -69,7 +70,7 @@ class StudentProcess:
         if self.gone is not None:
             raise self.gone
         cpu_limit = self.limits.cpu_per_request if cpu_limit is None else cpu_limit
-        started = self.cpu_seconds()
+        started = self.cpu_seconds(refresh=False)
         self._send(pack(msg, list(blobs)), cpu_limit, started)
         return self._receive(cpu_limit, started)
 
@@ -109,16 +110,20 @@ class StudentProcess:
 
     # -- watching -----------------------------------------------------------------------------
 
-    def _tree(self) -> list[psutil.Process]:
-        try:
-            return [self._ps, *self._ps.children(recursive=True)]
-        except psutil.Error:
-            return []
+    def _tree(self, refresh: bool = True) -> list[psutil.Process]:
+        """The process and everything it started. Finding them scans all of /proc, so a request
+        that answers at once uses the list found last time (refreshed while a request waits)."""
+        if refresh or self._known is None:
+            try:
+                self._known = [self._ps, *self._ps.children(recursive=True)]
+            except psutil.Error:
+                self._known = []
+        return self._known
 
-    def cpu_seconds(self) -> float:
+    def cpu_seconds(self, refresh: bool = True) -> float:
         """CPU seconds used so far by the process and everything it started."""
         total = 0.0
-        for p in self._tree():
+        for p in self._tree(refresh):
             try:
                 t = p.cpu_times()
                 total += t.user + t.system + t.children_user + t.children_system

@@ -46,6 +46,7 @@ class NbgraderGradebook:
             config.CourseDirectory.root = tmp
             config.CourseDirectory.db_url = self.url
             config.CourseDirectory.course_id = course_id
+            Path(tmp, "exchange").mkdir()
             config.Exchange.root = str(Path(tmp, "exchange"))
             outcome = NbGraderAPI(config=config).generate_assignment(self.assignment, force=True, create=True)
         if not outcome.get("success"):

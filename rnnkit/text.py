@@ -8,10 +8,10 @@ alphabetically, so a fit is deterministic)::
     2 <BOS>   beginning of a sequence (the first input when generating)
     3 <EOS>   end of a sequence (the model outputs it to stop)
 
-``pad_batch`` turns id lists into a padded ``(B, T)`` array and ``lengths_to_mask`` (defined in
-:mod:`rnnkit.sequence`, re-exported here) gives the matching mask, time-major ``(T, B)`` by default like
-the rest of rnnkit. ``sample_from_logits`` draws the next token with a temperature. This module works on
-numpy (``lengths_to_mask`` also accepts torch lengths).
+``pad_batch`` turns id lists into a padded ``(B, T)`` array; ``rnnkit.sequence.lengths_to_mask`` gives
+the matching mask, time-major ``(T, B)`` by default like the rest of rnnkit. ``sample_from_logits`` draws
+the next token with a temperature. This module works on numpy and imports nothing of the recurrence (so
+an exercise may allow it without giving its cells away).
 """
 
 import re
@@ -19,7 +19,6 @@ from collections import Counter
 
 import numpy as np
 
-from .sequence import lengths_to_mask  # re-exported: the mask belongs with the recurrence
 
 __all__ = [
     "PAD",
@@ -34,7 +33,6 @@ __all__ = [
     "Vocabulary",
     "Tokenizer",
     "pad_batch",
-    "lengths_to_mask",
     "sample",
     "sample_from_logits",
 ]

@@ -101,3 +101,30 @@ def test_release_has_no_hidden_tests_or_solutions(name):
     assert "rnnkit.checks" not in text
     source = json.loads((ROOT / "solutions" / name / f"{name}.ipynb").read_text())
     assert "BEGIN HIDDEN TESTS" in "".join("".join(c["source"]) for c in source["cells"])
+
+
+#: rnnkit files that hold (part of) an assignment's answers: its grading sandbox must not have them
+ANSWERS = {
+    "01_sequence_data": {"text.py", "sequence.py", "embedding.py"},
+    "02_vanilla_rnn": {"cells/rnn.py", "sequence.py", "heads.py", "losses.py"},
+    "03_bptt": {"cells/rnn.py", "sequence.py", "losses.py"},
+    "04_vanishing_gradients": {"clip.py", "cells/rnn.py"},
+    "05_language_model": {"text.py", "losses.py", "embedding.py", "heads.py", "optim.py", "models.py"},
+    "06_gru": {"cells/gru.py", "sequence.py", "modules.py"},
+    "07_lstm": {"cells/lstm.py", "sequence.py", "modules.py"},
+    "08_bidirectional": {"sequence.py", "modules.py"},
+    "09_deep_rnn": {"modules.py", "heads.py", "models.py"},
+    "10_seq2seq": {"models.py", "losses.py"},
+    "11_capstone": {"cells/rnn.py", "cells/gru.py", "cells/lstm.py", "sequence.py", "modules.py", "losses.py",
+                    "optim.py", "clip.py", "models.py", "heads.py"},
+}
+
+
+@pytest.mark.parametrize("name", ASSIGNMENTS)
+def test_the_sandbox_holds_no_answer(name):
+    from course.sandbox import SiteLayout
+
+    layout = SiteLayout.for_policy(assignment(name).policy)
+    files = {rel.removeprefix("rnnkit/") for rel in layout.entries if rel.startswith("rnnkit/")}
+    assert not files & ANSWERS[name], sorted(files & ANSWERS[name])
+    assert "course" not in layout.entries and "grading" not in layout.entries

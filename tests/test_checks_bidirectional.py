@@ -13,7 +13,7 @@ from course.checks.gated import random_params
 from course.sandbox import SiteLayout
 from course.verdict import CheckFailure
 from rnnkit.sequence import sequence_forward
-from rnnkit.text import lengths_to_mask
+from rnnkit.sequence import lengths_to_mask
 
 
 @pytest.fixture(scope="module")

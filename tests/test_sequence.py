@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from rnnkit.cells import get_cell
 from rnnkit.sequence import sequence_backward, sequence_forward
-from rnnkit.text import lengths_to_mask
+from rnnkit.sequence import lengths_to_mask
 
 I, H = 3, 4
 PROPERTY = settings(max_examples=20, deadline=None, derandomize=True)

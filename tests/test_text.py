@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import torch
 
+from rnnkit.sequence import lengths_to_mask
 from rnnkit.text import (
     BOS_ID,
     EOS_ID,
@@ -11,7 +12,6 @@ from rnnkit.text import (
     UNK_ID,
     Tokenizer,
     Vocabulary,
-    lengths_to_mask,
     pad_batch,
     sample,
     sample_from_logits,

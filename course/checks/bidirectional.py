@@ -15,10 +15,10 @@ from __future__ import annotations
 import numpy as np
 
 from rnnkit.modules import RNN
-from rnnkit.sequence import sequence_forward
-from rnnkit.text import lengths_to_mask
+from rnnkit.sequence import lengths_to_mask, sequence_forward
 
 from ..sandbox import Policy
+from . import HELPERS
 from .expect import (CheckFailure, blame_parts, call_student, copy_params, expect_array, expect_close, expect_tuple,
                      expect_unchanged, student_function)
 from .gated import expect_output, expect_shaped_mistakes, random_params, with_cases
@@ -27,7 +27,7 @@ from .gated import expect_output, expect_shaped_mistakes, random_params, with_ca
 #: point here is the wrapper around it; rnnkit.cells comes whole, with its backend), nothing that
 #: runs a sequence or a direction (rnnkit.sequence, rnnkit.modules)
 POLICY = Policy(packages=("numpy", "matplotlib", "array_api_compat"),
-                rnnkit=("rnnkit.cells.rnn", "rnnkit.gradcheck", "rnnkit.data", "rnnkit.viz"))
+                rnnkit=HELPERS + ("rnnkit.cells.rnn",))
 SPECS = ("reverse_within_lengths", "rnn_forward", "merge", "bidirectional_forward")
 
 MODES = ("concat", "sum", "mul", "ave")

@@ -22,13 +22,14 @@ from rnnkit.sequence import sequence_backward as _rnnkit_sequence_backward
 from rnnkit.sequence import sequence_forward as _rnnkit_sequence_forward
 
 from ..sandbox import Policy
+from . import HELPERS
 from .expect import (CheckFailure, blame_parts, call_student, copy_params, expect_close, expect_grads_dict,
                      expect_tuple, student_function)
 from .vanilla_rnn import random_rnn_params
 
 #: what the student's notebook may import when it is graded (rnnkit.gradcheck for the numerical check;
 #: not rnnkit.cells nor rnnkit.sequence, which hold the answers)
-POLICY = Policy(packages=("numpy", "matplotlib"), rnnkit=("rnnkit.gradcheck", "rnnkit.data"))
+POLICY = Policy(packages=("numpy", "matplotlib"), rnnkit=HELPERS)
 SPECS = ("worked_example", "step_backward", "backward")
 STEP_KEYS = ("x", "h_prev", "weight_ih", "weight_hh", "bias_ih", "bias_hh")
 SEQUENCE_KEYS = ("x", "h0", "weight_ih", "weight_hh", "bias_ih", "bias_hh")

@@ -44,6 +44,7 @@ from rnnkit.sequence import sequence_forward as _seq_forward
 from rnnkit.text import BOS_ID, EOS_ID, PAD_ID
 
 from ..sandbox import Policy
+from . import HELPERS
 from ..student_side.runtime import NUMPY_ON_TENSOR
 from .expect import (CheckFailure, blame_parts, call_student, copy_params, expect_close, expect_grads_dict,
                      expect_tuple, kind_of, student_function)
@@ -54,7 +55,7 @@ from .seq2seq import expect_number, run_cases, token_lists
 #: torch, because section 7 runs the student's code on tensors. Not rnnkit's cells, losses, clipping
 #: or optimizers (they are the answers).
 POLICY = Policy(packages=("numpy", "matplotlib", "threadpoolctl", "array_api_compat", "names", "torch"),
-                rnnkit=("rnnkit.text", "rnnkit.data", "rnnkit.backend"))
+                rnnkit=HELPERS + ("rnnkit.text", "rnnkit.backend"))
 SPECS = ("step_forward", "step_backward", "lm_loss", "clip", "adam", "train_step", "train", "sample",
          "torch_backend")
 

@@ -28,6 +28,7 @@ from rnnkit.sequence import sequence_backward as _seq_backward
 from rnnkit.sequence import sequence_forward as _seq_forward
 
 from ..sandbox import Policy
+from . import HELPERS
 from .expect import (CheckFailure, blame_parts, call_student, copy_params, expect_close, expect_tuple,
                      expect_unchanged, kind_of, student_function)
 from .gated import call_backward, expect_grads, with_cases
@@ -36,7 +37,7 @@ from .gated import call_backward, expect_grads, with_cases
 #: and 3) come from rnnkit.sequence (with the cells and the backend it needs); rnnkit.modules, whose
 #: RNN(..., num_layers=L) is the answer, is not there
 POLICY = Policy(packages=("numpy", "matplotlib", "threadpoolctl", "array_api_compat"),
-                rnnkit=("rnnkit.sequence", "rnnkit.gradcheck", "rnnkit.data", "rnnkit.viz"))
+                rnnkit=HELPERS + ("rnnkit.sequence",))
 SPECS = ("forward", "backward", "head_forward", "head_backward", "model_loss")
 
 CELLS = {"rnn": 1, "gru": 3}  # cell -> number of gate blocks G

@@ -158,6 +158,8 @@ def blame_parts(student, run, parts, what: str):
     try:
         return run()
     except CheckFailure as failure:
+        if "not implemented yet" in str(failure):
+            raise
         for name, spec in parts:
             if not student.has(name):
                 continue

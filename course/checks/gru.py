@@ -15,13 +15,14 @@ from rnnkit.cells import gru_step_backward as _gru_backward
 from rnnkit.cells import gru_step_forward as _gru_forward
 
 from ..sandbox import Policy
+from . import HELPERS
 from .expect import (CheckFailure, call_student, copy_params, expect_close, expect_tuple, expect_unchanged,
                      kind_of, student_function)
 from .gated import (call_backward, expect_grads, expect_output, negate_block, permute_blocks, random_params,
                     sigmoid, with_cases)
 
 #: what the student's notebook may import when it is graded: no rnnkit.cells
-POLICY = Policy(packages=("numpy", "matplotlib"), rnnkit=("rnnkit.gradcheck", "rnnkit.data", "rnnkit.viz"))
+POLICY = Policy(packages=("numpy", "matplotlib"), rnnkit=HELPERS)
 SPECS = ("simple_forward", "forward", "backward", "update_convention")
 PARAM_NAMES = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
 GRAD_KEYS = ("x", "h_prev") + PARAM_NAMES

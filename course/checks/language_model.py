@@ -22,12 +22,13 @@ from rnnkit.modules import RNN
 from rnnkit.text import SPECIALS, Tokenizer
 
 from ..sandbox import Policy
+from . import HELPERS
 from .expect import (CheckFailure, blame_parts, call_student, expect_array, expect_close, expect_tuple, kind_of,
                      student_function)
 
 #: what the student's notebook may import when it is graded: the recurrent layer (rnnkit.modules, which
 #: needs array_api_compat) and the data helpers; nothing that holds a tokenizer, a loss or a sampler
-POLICY = Policy(packages=("numpy", "array_api_compat", "matplotlib"), rnnkit=("rnnkit.modules", "rnnkit.data"))
+POLICY = Policy(packages=("numpy", "array_api_compat", "matplotlib"), rnnkit=HELPERS + ("rnnkit.modules",))
 SPECS = ("build_vocab", "encode", "next_word_loss", "train_step", "sampling_probs", "sample_next")
 
 PAD_ID, UNK_ID, BOS_ID, EOS_ID = 0, 1, 2, 3

@@ -14,11 +14,12 @@ from rnnkit.cells import lstm_step_backward as _lstm_backward
 from rnnkit.cells import lstm_step_forward as _lstm_forward
 
 from ..sandbox import Policy
+from . import HELPERS
 from .expect import CheckFailure, call_student, copy_params, expect_tuple, expect_unchanged, kind_of, student_function
 from .gated import call_backward, expect_grads, expect_output, permute_blocks, random_params, sigmoid, with_cases
 
 #: what the student's notebook may import when it is graded: no rnnkit.cells
-POLICY = Policy(packages=("numpy", "matplotlib"), rnnkit=("rnnkit.gradcheck", "rnnkit.data", "rnnkit.viz"))
+POLICY = Policy(packages=("numpy", "matplotlib"), rnnkit=HELPERS)
 SPECS = ("forward", "backward", "peephole_forward", "peephole_backward")
 PEEPHOLES = ("weight_ci", "weight_cf", "weight_co")
 PARAM_NAMES = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")

@@ -29,6 +29,7 @@ from rnnkit.sequence import sequence_forward as _seq_forward
 from rnnkit.text import BOS_ID, EOS_ID, PAD_ID
 
 from ..sandbox import Policy
+from . import HELPERS
 from .expect import (CheckFailure, blame_parts, call_student, copy_params, expect_array, expect_close,
                      expect_grads_dict, expect_tuple, expect_unchanged, kind_of, student_function)
 
@@ -37,7 +38,7 @@ from .expect import (CheckFailure, blame_parts, call_student, copy_params, expec
 #: array_api_compat, which rnnkit.backend (under all of them) imports on first use. Not rnnkit.models
 #: (its Seq2Seq is the answer) nor rnnkit.losses.
 POLICY = Policy(packages=("numpy", "matplotlib", "threadpoolctl", "array_api_compat"),
-                rnnkit=("rnnkit.cells", "rnnkit.sequence", "rnnkit.text", "rnnkit.data", "rnnkit.optim"))
+                rnnkit=HELPERS + ("rnnkit.cells", "rnnkit.sequence", "rnnkit.text", "rnnkit.optim"))
 SPECS = ("greedy", "teacher_forcing", "masked_cross_entropy", "encoder", "loss")
 
 CELL_NAMES = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")

@@ -9,11 +9,12 @@ from __future__ import annotations
 import numpy as np
 
 from ..sandbox import Policy
+from . import HELPERS
 from .expect import CheckFailure, call_student, expect_array, expect_close, expect_tuple, student_function
 
 #: what the student's notebook may import when it is graded (not rnnkit.text nor rnnkit.embedding,
 #: which hold the answers)
-POLICY = Policy(packages=("numpy", "matplotlib"), rnnkit=("rnnkit.gradcheck", "rnnkit.data"))
+POLICY = Policy(packages=("numpy", "matplotlib"), rnnkit=HELPERS)
 SPECS = ("pad_sequences", "make_mask", "one_hot", "embed", "io_shapes")
 
 

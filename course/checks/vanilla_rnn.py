@@ -15,11 +15,12 @@ from rnnkit.losses import softmax as _rnnkit_softmax
 from rnnkit.sequence import sequence_forward as _rnnkit_sequence
 
 from ..sandbox import Policy
+from . import HELPERS
 from .expect import (CheckFailure, call_student, copy_params, expect_array, expect_close, expect_tuple,
                      expect_unchanged, student_function)
 
 #: what the student's notebook may import when it is graded
-POLICY = Policy(packages=("numpy", "matplotlib"), rnnkit=("rnnkit.gradcheck", "rnnkit.data"))
+POLICY = Policy(packages=("numpy", "matplotlib"), rnnkit=HELPERS)
 SPECS = ("step_forward", "forward", "linear_head", "softmax")
 PARAM_NAMES = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
 

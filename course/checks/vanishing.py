@@ -17,12 +17,13 @@ from rnnkit.clip import clip_grad_value as _rnnkit_clip_value
 from rnnkit.sequence import sequence_forward as _rnnkit_sequence_forward
 
 from ..sandbox import Policy
+from . import HELPERS
 from .expect import (CheckFailure, blame_parts, call_student, copy_params, expect_close, kind_of,
                      student_function)
 from .vanilla_rnn import random_rnn_params
 
 #: what the student's notebook may import when it is graded (not rnnkit.clip, which holds the answers)
-POLICY = Policy(packages=("numpy", "matplotlib"), rnnkit=("rnnkit.gradcheck", "rnnkit.data"))
+POLICY = Policy(packages=("numpy", "matplotlib"), rnnkit=HELPERS)
 SPECS = ("step_jacobian", "jacobian_norms", "spectral_radius", "clip_grad_norm", "clip_grad_value")
 
 
