@@ -236,20 +236,41 @@ def _check_bidirectional(student, rng, length, batch, input_size, hidden, mode, 
     got_out, got_hn = expect_tuple(out, 2, fname, "(out, h_n)")
     expect_unchanged({"x": x, "params_fwd": pf, "params_bwd": pb}, args, fname)
 
-    # the two directions as rnnkit computes them, and as typical mistakes compute them
     mask = None if lengths is None else lengths_to_mask(lengths, T)
+    runs = _direction_runs(x, pf, pb, mask)
+    real = np.ones((T, B, 1), bool) if mask is None else (mask > 0)[:, :, None]
+    out_mistakes = _out_mistakes(runs, x, pb, mask, lengths, mode)
+    axes = ("T", "B", "2H" if mode == "concat" else "H")
+    # the shape first (recognising shape-changing mistakes), then the real steps, then the padded ones
+    expect_shaped_mistakes(got_out, want_out, "out", out_mistakes)
+    got_out = expect_array(got_out, "out", shape=want_out.shape, axes=axes)
+    expect_close(np.where(real, got_out, 0.0), want_out, "out at the real steps (t < length)", axes=axes,
+                 mistakes={m: np.where(real, v, 0.0) for m, v in out_mistakes.items() if v.shape == want_out.shape})
+    if not np.allclose(got_out[~real[..., 0]], 0.0):
+        raise CheckFailure("out must be 0 at the padded steps (t ≥ length): both directions output 0 there, "
+                           "as with torch's packed sequences")
+    expect_close(got_hn, want_hn, "h_n", axes=("2", "B", "H"), mistakes=_hn_mistakes(runs, x, pf, pb, lengths, T, B))
+    return (f"{fname}: out and h_n correct (mode {mode!r}, T={T}, B={B}"
+            + (", no lengths)" if lengths is None else f", lengths {lengths.tolist()})"))
+
+
+def _direction_runs(x, pf, pb, mask) -> dict:
+    """The two directions as rnnkit computes them: states (T, B, H) and final states (B, H)."""
     fwd_hs, fwd_h = _run(x, pf, mask)
     bwd_hs, bwd_h = _run(x, pb, mask, reverse=True)
+    return {"fwd_hs": fwd_hs, "fwd_h": fwd_h, "bwd_hs": bwd_hs, "bwd_h": bwd_h}
+
+
+def _out_mistakes(runs, x, pb, mask, lengths, mode) -> dict:
+    """The outputs that typical mistakes of the wrapper produce, by the message that names each."""
+    fwd_hs, bwd_hs = runs["fwd_hs"], runs["bwd_hs"]
     whole_hs, _ = _run(x, pb, None, reverse=True)                  # reads the padding first
     rev_hs, _ = _run(x[::-1], pb, mask)                            # x[::-1] run with the lengths mask
-    rows = np.arange(B)
-    last = (lengths if lengths is not None else np.full(B, T)) - 1
-    real = np.ones((T, B, 1), bool) if mask is None else (mask > 0)[:, :, None]
 
     def merged(f, b):
         return merge_reference(f, b, mode)
 
-    out_mistakes = {
+    mistakes = {
         "the backward direction's outputs are not reversed back: after running it on the reversed "
         "sequence, reverse its outputs again (within each length) so that position t holds the "
         "backward state of x_t": merged(fwd_hs, reverse_reference(bwd_hs, lengths)),
@@ -261,25 +282,22 @@ def _check_bidirectional(student, rng, length, batch, input_size, hidden, mode, 
             merged(fwd_hs, _run(x, pb, mask)[0]),
     }
     if mode == "concat":
-        out_mistakes["the backward states come first; torch puts the forward direction in the first H "
-                     "features"] = np.concatenate([bwd_hs, fwd_hs], axis=-1)
+        mistakes["the backward states come first; torch puts the forward direction in the first H "
+                 "features"] = np.concatenate([bwd_hs, fwd_hs], axis=-1)
     if mode == "ave":
-        out_mistakes["'ave' is the mean (h_fwd + h_bwd) / 2; you returned the sum"] = fwd_hs + bwd_hs
+        mistakes["'ave' is the mean (h_fwd + h_bwd) / 2; you returned the sum"] = fwd_hs + bwd_hs
     if mode in ("sum", "mul", "ave"):
-        out_mistakes[f"'{mode}' gives (T, B, H); you returned the concatenation"] = np.concatenate(
+        mistakes[f"'{mode}' gives (T, B, H); you returned the concatenation"] = np.concatenate(
             [fwd_hs, bwd_hs], axis=-1)
-    axes = ("T", "B", "2H" if mode == "concat" else "H")
-    # the shape first (recognising shape-changing mistakes), then the real steps, then the padded ones
-    expect_shaped_mistakes(got_out, want_out, "out", out_mistakes)
-    got_out = expect_array(got_out, "out", shape=want_out.shape, axes=axes)
-    expect_close(np.where(real, got_out, 0.0), want_out, "out at the real steps (t < length)", axes=axes,
-                 mistakes={m: np.where(real, v, 0.0) for m, v in out_mistakes.items() if v.shape == want_out.shape})
-    padding = ~real[..., 0]
-    if not np.allclose(got_out[padding], 0.0):
-        raise CheckFailure("out must be 0 at the padded steps (t ≥ length): both directions output 0 there, "
-                           "as with torch's packed sequences")
+    return mistakes
 
-    hn_mistakes = {
+
+def _hn_mistakes(runs, x, pf, pb, lengths, T, B) -> dict:
+    """The final states that typical mistakes produce, by the message that names each."""
+    fwd_hs, fwd_h, bwd_hs, bwd_h = runs["fwd_hs"], runs["fwd_h"], runs["bwd_hs"], runs["bwd_h"]
+    rows = np.arange(B)
+    last = (lengths if lengths is not None else np.full(B, T)) - 1
+    return {
         "h_n[1] must be the backward direction's final state, its state after reading x_1 (position 0); "
         "you took its output at the last position, which has read only the last step":
             np.stack([fwd_h, bwd_hs[last, rows]]),
@@ -294,6 +312,3 @@ def _check_bidirectional(student, rng, length, batch, input_size, hidden, mode, 
         "after the sequence's last real step (see rnn_forward)":
             np.stack([_run(x, pf)[1], _run(reverse_reference(x, lengths), pb)[1]]),
     }
-    expect_close(got_hn, want_hn, "h_n", axes=("2", "B", "H"), mistakes=hn_mistakes)
-    return (f"{fname}: out and h_n correct (mode {mode!r}, T={T}, B={B}"
-            + (", no lengths)" if lengths is None else f", lengths {lengths.tolist()})"))
