@@ -26,6 +26,7 @@ from .verdict import Verdict
 
 GONE_KINDS = ("timeout", "memory", "crashed", "protocol")
 MAX_RESTARTS = 3
+MAX_CELLS = 1000        # code cells of one notebook that are run
 
 
 @dataclass
@@ -205,6 +206,10 @@ def plan(assignment: Assignment, cells: list[dict]) -> tuple[list[Step], list[st
         if meta.get("grade") and not meta.get("solution"):
             problems.append(f"cell {index + 1} claims to be test {meta.get('grade_id')!r}, which this "
                             "assignment does not have; it ran as your code and scores nothing")
+        if sum(s.kind == "code" for s in steps) >= MAX_CELLS:
+            too_many = f"the notebook has more than {MAX_CELLS} code cells; the rest were not run"
+            problems += [] if too_many in problems else [too_many]
+            continue
         steps.append(Step("code", index, source=source))
     for gid in assignment.tests:
         if gid not in seen:

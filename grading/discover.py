@@ -34,6 +34,8 @@ SKIP = {"__MACOSX", ".ipynb_checkpoints", "__pycache__", ".git"}
 MAX_ZIP_BYTES = 4 * 2**30
 MAX_ZIP_FILES = 200_000
 MAX_NOTEBOOK_BYTES = 100 * 2**20   # a notebook larger than this is not graded (outputs are cleared anyway)
+MAX_EXTRA_FILES = 200              # other handed-in files given to the notebook's sandbox
+MAX_EXTRA_BYTES = 64 * 2**20
 
 
 class TooLarge(ValueError):
@@ -58,8 +60,14 @@ class Submission:
                 raise TooLarge("%s.ipynb is too large to grade (%d MB)" % (name, size // 2**20))
             with open(path, "rb") as f:
                 nbs[name] = f.read()
-        extra = {}
+        extra, total = {}, 0
         for rel, path in sorted(self.extra.items()):
+            total += os.path.getsize(path)
+            if len(extra) >= MAX_EXTRA_FILES or total > MAX_EXTRA_BYTES:
+                self.problems.append("more than %d other files or %d MB were handed in; only the first %d "
+                                     "are given to the notebook" % (MAX_EXTRA_FILES, MAX_EXTRA_BYTES // 2**20,
+                                                                     len(extra)))
+                break
             with open(path, "rb") as f:
                 extra[rel] = f.read()
         return {"notebooks": nbs, "extra_files": extra}

@@ -2,8 +2,8 @@
 
 The page is rendered with nbconvert and nbgrader's own feedback template, from a notebook whose
 test cells hold only their released source (hidden tests never reach it) and whose outputs were
-written by the grader. Markdown is sanitised: a student's notebook cannot put scripts into a page
-that the instructor opens.
+written by the grader. Markdown is sanitised (nbconvert's ``clean_html``, with bleach) and outputs
+are plain text or PNG: a student's notebook cannot put scripts into a page the instructor opens.
 """
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import copy
 import os
 
 import nbformat
+from nbconvert.filters.strings import clean_html
 
 
 class FeedbackRenderer:
@@ -37,7 +38,6 @@ class FeedbackRenderer:
             config.HTMLExporter.extra_template_basedirs = [os.path.join(base, "templates")]
             config.HTMLExporter.extra_template_paths = [
                 os.path.join(base, "static", "node_modules", "bootstrap", "dist", "css")]
-            config.HTMLExporter.sanitize_html = True
             self._exporter = HTMLExporter(config=config)
         return self._exporter
 
@@ -45,6 +45,8 @@ class FeedbackRenderer:
         """HTML feedback for ``notebook`` (already without hidden tests) with ``graded``'s scores."""
         nb = nbformat.from_dict(copy.deepcopy(notebook))
         for cell in nb.cells:
+            if cell.cell_type == "markdown":   # nbgrader's template does not sanitise markdown itself
+                cell.source = clean_html(cell.source)
             meta = cell.get("metadata", {}).get("nbgrader")
             if not meta:
                 continue

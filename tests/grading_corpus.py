@@ -330,6 +330,11 @@ def build(folder: Path) -> dict[str, Expect]:
     # attacks on classmates and on the output
     add("forger", _append(_answered(), FORGE), Expect("review", mention="/root"))
     add("peer", _append(_answered(), PEER), Expect("review", mention="os.walk"))
+    # markup meant to run in the instructor's browser when they open the feedback
+    nb = _answered()
+    nb["cells"].append({"cell_type": "markdown", "id": "xss", "metadata": {},
+                        "source": "<script>alert('XSS-MARKDOWN')</script><img src=x onerror=\"alert('XSS-IMG')\">"})
+    add("xss", _append(nb, "print('<script>alert(\"XSS-PRINT\")</script>')"), Expect("graded"))
     # ids: look-alikes and names in other scripts each keep their own row
     for student in ("hal?", "hal!", "Алиса", "Борис", "李雷"):
         add(student, _answered(), Expect("graded"))

@@ -96,7 +96,7 @@ def test_every_submission_has_its_own_row(corpus):
 @pytest.mark.parametrize("student", sorted(ATTACKS) + [
     "correct", "honest", "partial", "nan", "shapes", "loop", "sleeper", "slowfn", "membomb", "memhog", "dies",
     "exits", "bigoutput", "forkbomb", "linger", "deleted", "edited", "stripped", "fakegrade", "forger", "peer",
-    "notjson", "png", "pyfile", "empty", "mallory"])
+    "notjson", "png", "pyfile", "empty", "mallory", "xss"])
 def test_outcome(corpus, student):
     want, row = corpus["expect"][student], corpus["rows"][student]
     assert row["status"].split(":")[0] == want.status, row
@@ -148,6 +148,12 @@ def test_no_hidden_test_and_no_classmate_in_any_feedback(corpus):
         for student, mark in canaries.items():
             if student != owner:
                 assert mark not in plain, (path.name, "shows", student)
+
+
+def test_feedback_runs_no_markup_from_the_notebook(corpus):
+    page = (corpus["out"] / "feedback" / "xss.html").read_text(encoding="utf-8")
+    assert "<script>alert" not in page and not re.search(r"<img[^>]*onerror", page)
+    assert "XSS-MARKDOWN" in page and "XSS-PRINT" in page      # still shown, as text
 
 
 def test_peer_reading_finds_only_its_own_sandbox(corpus):

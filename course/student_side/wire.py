@@ -33,7 +33,7 @@ import sys
 import numpy as np
 
 #: a frame larger than this is refused (the other side is broken or hostile)
-MAX_FRAME = 1 << 30
+MAX_FRAME = 256 << 20
 MAX_DEPTH = 100
 _ALLOWED_KINDS = "biufcUS"
 
