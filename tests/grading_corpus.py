@@ -249,8 +249,10 @@ except OSError as exc:
 HONEST_VARIANT = '''
 # the checks also run hidden tests, with other shapes: write general code
 import numpy as np
-import rnnkit.gradcheck                                   # allowed: the gradient checker
+import rnnkit                                             # allowed: the package, for its gradient checker
+import rnnkit.gradcheck
 from rnnkit.gradcheck import grad_check
+CHECKER = rnnkit.grad_check
 
 PHI = dict(tanh=np.tanh, relu=lambda a: np.maximum(a, 0.0))  # a constant built with a call
 affine = lambda x, W, b: x @ W.T + b                          # a top-level lambda helper
@@ -278,6 +280,8 @@ def build(folder: Path) -> dict[str, Expect]:
     add("honest", _set(_answered(), "rnn_step_forward", HONEST_VARIANT), Expect("graded", mention="your code printed"))
     add("partial", _edit(_answered(), "softmax", "z - np.max(z, axis=-1, keepdims=True)", "z"),
         Expect("graded", {**FULL, "test_softmax": 0.0}, "np.exp overflows"))
+    add("typo", _edit(_answered(), "softmax", "e = np.exp(shifted)", "e = np.expp(shifted)"),
+        Expect("graded", {**FULL, "test_softmax": 0.0}, "module 'numpy' has no attribute 'expp' (in cell"))
     add("nan", _edit(_answered(), "rnn_step_forward", "return h, cache", "return h * np.nan, cache"),
         Expect("graded", {**FULL, "test_rnn_step_forward": 0.0, "test_rnn_forward": 0.0}, "contains NaN"))
     add("shapes", _edit(_answered(), "rnn_forward", "return hs, h, caches", "return hs.transpose(1, 0, 2), h, caches"),

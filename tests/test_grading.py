@@ -94,7 +94,7 @@ def test_every_submission_has_its_own_row(corpus):
 
 
 @pytest.mark.parametrize("student", sorted(ATTACKS) + [
-    "correct", "honest", "partial", "nan", "shapes", "loop", "sleeper", "slowfn", "membomb", "memhog", "dies",
+    "correct", "honest", "partial", "typo", "nan", "shapes", "loop", "sleeper", "slowfn", "membomb", "memhog", "dies",
     "exits", "bigoutput", "forkbomb", "linger", "deleted", "edited", "stripped", "fakegrade", "forger", "peer",
     "notjson", "png", "pyfile", "empty", "mallory", "xss"])
 def test_outcome(corpus, student):
