@@ -127,7 +127,7 @@ PHONE = r"""() => {
   if (doc.scrollWidth > window.innerWidth + 1)
     problems.push(`the page scrolls sideways: ${doc.scrollWidth}px content in a ${window.innerWidth}px window`);
   // Anything wider than its box must scroll inside it, not be cut off.
-  for (const e of document.querySelectorAll('.bd-article div.math, .bd-article mjx-container, .bd-article pre, .bd-article table, .rnnkit-frame, .cell_output')) {
+  for (const e of document.querySelectorAll('.bd-article div.math, .bd-article mjx-container[display="true"], .bd-article pre, .bd-article table, .rnnkit-frame, .cell_output')) {
     if (e.offsetParent === null || e.scrollWidth <= e.clientWidth + 1) continue;
     const style = getComputedStyle(e);
     let scrolls = ['auto', 'scroll'].includes(style.overflowX);
