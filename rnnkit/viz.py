@@ -50,7 +50,7 @@ BOOK_STYLE = {
 _FONT_LIST = re.compile(r"font-family: 'DejaVu Sans'[^;\"]*")
 _GEOMETRY = re.compile(r'(\s(?:d|x|y|x1|x2|y1|y2|points|transform)=")([^"]*)"')
 _LONG_DECIMAL = re.compile(r"(\d+\.\d)\d+")
-_HEADER = re.compile(r"<\?xml.*?\?>|<!DOCTYPE.*?>|<metadata>.*?</metadata>", re.S)
+_HEADER = re.compile(r"<\?xml.*?\?>|<!DOCTYPE.*?>|<metadata>.*?</metadata>|<!--.*?-->", re.S)
 
 
 def use_book_style() -> None:
@@ -82,6 +82,8 @@ def figure_svg(fig, alt: str = "", close: bool = True) -> str:
     svg = _HEADER.sub("", svg).strip()
     # coordinates to a tenth of a point: invisible on screen, a third fewer bytes
     svg = _GEOMETRY.sub(lambda m: m.group(1) + _LONG_DECIMAL.sub(r"\1", m.group(2)) + '"', svg)
+    svg = re.sub(r'\s*transform="rotate\(-0 [^"]*\)"', "", svg)  # no-op rotations
+    svg = re.sub(r">\s+<", "><", svg)  # indentation between tags
     width = re.search(r'<svg[^>]*\swidth="([\d.]+)pt"', svg)
     max_width = f"max-width:{float(width.group(1)) * 4 / 3:.0f}px;" if width else ""
     label = html.escape(alt, quote=True)
