@@ -126,26 +126,27 @@ PHONE = r"""() => {
   const doc = document.documentElement;
   if (doc.scrollWidth > window.innerWidth + 1)
     problems.push(`the page scrolls sideways: ${doc.scrollWidth}px content in a ${window.innerWidth}px window`);
-  // Anything wider than its box must scroll inside it, not be cut off.
-  for (const e of document.querySelectorAll('.bd-article div.math, .bd-article mjx-container[display="true"], .bd-article pre, .bd-article table, .rnnkit-frame, .cell_output')) {
-    if (e.offsetParent === null || e.scrollWidth <= e.clientWidth + 1) continue;
-    const style = getComputedStyle(e);
-    let scrolls = ['auto', 'scroll'].includes(style.overflowX);
-    for (let a = e.parentElement; !scrolls && a && a !== document.body; a = a.parentElement) {
-      const s = getComputedStyle(a);
-      if (['auto', 'scroll'].includes(s.overflowX) && a.clientWidth < e.scrollWidth) scrolls = true;
+  // Everything in the article must fit inside it, unless it sits in a box that scrolls sideways
+  // (wide equations, tables, code and widget frames scroll in their own box).
+  const article = document.querySelector('.bd-article');
+  const box = article.getBoundingClientRect();
+  const scrolls = (e) => ['auto', 'scroll'].includes(getComputedStyle(e).overflowX);
+  const walk = (e) => {
+    for (const child of e.children) {
+      const r = child.getBoundingClientRect();
+      if (r.width === 0 && r.height === 0) continue;       // not displayed
+      if (r.right > box.right + 1 || r.left < box.left - 1) {
+        problems.push(`<${child.tagName.toLowerCase()} class="${String(child.className).slice(0, 60)}"> ` +
+                      `reaches ${Math.round(r.left)}..${Math.round(r.right)}px, outside the ` +
+                      `${Math.round(box.left)}..${Math.round(box.right)}px column: ` +
+                      JSON.stringify((child.textContent || '').trim().slice(0, 50)));
+        continue;                                           // report the outermost only
+      }
+      if (scrolls(child) || child.tagName === 'svg' || child.tagName === 'MJX-CONTAINER') continue;
+      walk(child);
     }
-    if (!scrolls) problems.push(`${e.tagName.toLowerCase()}.${e.className} is cut off: ${e.scrollWidth}px in ${e.clientWidth}px`);
-  }
-  // The widest element that sticks out of the window, to find the culprit.
-  if (doc.scrollWidth > window.innerWidth + 1) {
-    let worst = null;
-    for (const e of document.querySelectorAll('.bd-article *')) {
-      const r = e.getBoundingClientRect();
-      if (r.right > window.innerWidth + 1 && (!worst || r.width < worst[1])) worst = [e, r.width];
-    }
-    if (worst) problems.push(`sticking out: <${worst[0].tagName.toLowerCase()} class="${worst[0].className}">`);
-  }
+  };
+  walk(article);
   return problems;
 }"""
 

@@ -139,9 +139,12 @@ def test_site_serves_the_released_exercises(site):
                 assert copy.is_file() and copy.read_bytes() == path.read_bytes(), copy
 
 
+REQUESTS: list[tuple[str, int]] = []  # what the test server sent: (path, status)
+
+
 @pytest.fixture(scope="module")
 def browser_context(site):
-    with chromium(accept_downloads=True) as context, serve(site) as url:
+    with chromium(accept_downloads=True) as context, serve(site, log=REQUESTS) as url:
         yield context, url
 
 
@@ -231,19 +234,20 @@ def test_chapter_in_browser(loaded):
 
 
 @pytest.mark.browser
-def test_shared_scripts_are_cached_between_pages(site):
+def test_shared_scripts_are_cached_between_pages(browser_context):
     """MathJax, the widget manager and the theme's scripts are files the browser keeps: opening a
     second page does not download them again."""
-    log: list[tuple[str, int]] = []
-    with chromium() as context, serve(site, log=log) as url:
-        page = context.new_page()
-        checks.load(page, f"{url}/book/04_vanishing_exploding.html")
-        first = {path for path, status in log if status == 200}
-        log.clear()
-        checks.load(page, f"{url}/book/06_gru.html")
-        again = sorted(path for path, status in log
-                       if status == 200 and path.split("?")[0].endswith(".js") and path in first)
-        page.close()
+    context, url = browser_context
+    page = context.new_page()
+    context.new_cdp_session(page).send("Network.clearBrowserCache")
+    REQUESTS.clear()
+    checks.load(page, f"{url}/book/04_vanishing_exploding.html")
+    first = {path for path, status in REQUESTS if status == 200}
+    REQUESTS.clear()
+    checks.load(page, f"{url}/book/06_gru.html")
+    again = sorted(path for path, status in REQUESTS
+                   if status == 200 and path.split("?")[0].endswith(".js") and path in first)
+    page.close()
     shared = [path for path in first if "/_static/" in path and path.split("?")[0].endswith(".js")]
     assert len(shared) >= 3, f"expected the shared scripts under _static/, loaded {sorted(first)}"
     assert not again, f"downloaded again on the second page: {again}"
