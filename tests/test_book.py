@@ -283,7 +283,7 @@ def test_exercise_downloads(browser_context, page_path):
     for i, href in enumerate(hrefs):
         link = page.locator("a.exercise-download").nth(i)
         link.scroll_into_view_if_needed()
-        with page.expect_download() as download:
+        with page.expect_download(timeout=90_000) as download:
             link.click()
         relative = href.split("exercises/", 1)[1]
         released = ROOT / "exercises" / relative
