@@ -8,7 +8,7 @@ PORT ?= 8000
 # nbgrader and jupyter call tools of the environment by name
 export PATH := $(CURDIR)/.venv/bin:$(PATH)
 
-.PHONY: setup book serve test exercises bench clean
+.PHONY: setup book serve publish test exercises bench clean
 
 setup:
 	@tools/setup.sh
@@ -19,6 +19,12 @@ book: setup
 serve: book
 	@echo "serving the course on http://127.0.0.1:$(PORT)/ (Ctrl-C to stop)"
 	@$(PY) -m http.server --bind 127.0.0.1 --directory _build/html $(PORT)
+
+# Push the built site to the gh-pages branch (the Pages workflow is the other way to publish).
+publish: book
+	@test -x .venv/bin/ghp-import || $(PY) -m pip install -q ghp-import==2.1.0
+	@.venv/bin/ghp-import --no-jekyll --push --force _build/html
+	@echo "published _build/html to the gh-pages branch"
 
 # Two workers; each test file stays in one worker, so a module's shared fixture (the built book,
 # the graded corpus, each graded assignment) is made once.

@@ -31,9 +31,12 @@ def require_chromium():
 
 
 @contextlib.contextmanager
-def serve(directory: Path):
-    """Serve a folder on 127.0.0.1 on a free port; yields the base URL."""
-    handler = functools.partial(_QuietHandler, directory=str(directory))
+def serve(directory: Path, log: list | None = None):
+    """Serve a folder on 127.0.0.1 on a free port; yields the base URL.
+
+    With ``log``, every request is appended to it as ``(path, status)``: what the server sent,
+    so a test can tell a file that was downloaded again from one the browser had cached."""
+    handler = functools.partial(_QuietHandler, directory=str(directory), log=log)
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
@@ -45,12 +48,20 @@ def serve(directory: Path):
 
 
 class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def __init__(self, *args, log=None, **kwargs):
+        self._log = log
+        super().__init__(*args, **kwargs)
+
+    def log_request(self, code="-", size="-"):
+        if self._log is not None:
+            self._log.append((self.path, int(getattr(code, "value", code))))
+
     def log_message(self, *args):
         pass
 
 
 @contextlib.contextmanager
-def chromium():
+def chromium(accept_downloads: bool = False):
     """A Playwright browser on Debian's Chromium with a fresh profile."""
     require_chromium()
     from playwright.sync_api import sync_playwright
@@ -60,7 +71,7 @@ def chromium():
         with sync_playwright() as p:
             context = p.chromium.launch_persistent_context(
                 profile, executable_path=CHROMIUM, headless=True, args=FLAGS,
-                viewport={"width": 1280, "height": 900},
+                viewport={"width": 1280, "height": 900}, accept_downloads=accept_downloads,
             )
             try:
                 yield context
