@@ -34,7 +34,7 @@ from dataclasses import dataclass
 
 from .backend import device_of, namespace, no_autograd, zeros
 from .cells import get_cell
-from .cells.base import input_projection
+from .cells.base import input_projection, with_transposed_blocks
 
 __all__ = ["sequence_forward", "sequence_backward", "as_bool_mask", "SequenceCache"]
 
@@ -130,7 +130,7 @@ def sequence_forward(cell, x, state0, params, mask=None, reverse=False, **option
     # b_ih in the input projection of all steps, and the steps run without it
     fold = params.get("bias_hh") is not None and cell.bias_hh_adds(**options)
     XW = xp.reshape(input_projection(x_rows, params, with_bias_hh=fold), (T, B, cell.num_gates * H))
-    step_params = {**params, "bias_hh": None} if fold else params
+    step_params = with_transposed_blocks({**params, "bias_hh": None} if fold else params, cell.num_gates)
 
     states = tuple(xp.empty((T + 1, B, H), dtype=x.dtype, device=device_of(x)) for _ in state)
     first, shift = (T, 0) if reverse else (0, 1)  # state after step t is states[t + shift]

@@ -3,8 +3,9 @@
 rnnkit's hot loops take a few shortcuts that the equations in the docstrings do not show:
 
 * ``backend.tanh`` on numpy float64 arrays is computed as 2σ(2a) − 1 (numpy's float64 tanh
-  is slow on common CPUs), and the LSTM computes its candidate g the same way, so that one σ
-  call covers all four gates;
+  is slow on common CPUs);
+* the hidden projection is computed gate block by gate block against a contiguous copy of
+  the blocks W_hkᵀ (``cells.base.hidden_projection``);
 * the cells write into arrays they are given (``out=``: a step's gate block, the sequence's
   state buffer, the rows of dXW) instead of returning new ones;
 * a sequence adds b_hh to the input projection of all steps at once when b_hh only adds to

@@ -1,4 +1,4 @@
-"""What every cell shares: the input projection, its gradients, and the ``Cell`` description.
+"""What every cell shares: the two projections, their gradients, and the ``Cell`` description.
 
 Every cell computes its gate pre-activations as
 
@@ -16,22 +16,37 @@ sequence computes it for all T steps at once (one big matmul) and each step star
 and the public ``*_step_forward(x, ...)`` is exactly ``input_projection`` followed by
 ``core_forward``: the code the course shows is the code that runs in a sequence.
 
+The second bracket, the *hidden projection*, is computed gate block by gate block
+(:func:`hidden_projection`): ``(G, B, H)`` with block k = ``W_hk h + b_hk``, so that each
+gate is one contiguous (B, H) array. ``xw`` and ``dxw`` are rows ``(B, G*H)``, gate blocks
+side by side (:func:`gate_blocks` views them as ``(G, B, H)``).
+
 Both core functions take ``out=``: arrays to write the new state (``core_forward``) or
 ``dxw`` (``core_backward``) into, which a sequence passes so that the states land in its
 state buffer and ``dxw_t`` in the rows of dXW without a copy; by default new arrays.
 
-``dxw`` is the gradient of the gate pre-activations (B, G*H). The weight gradients are
-sums over rows, ``dW_ih = dxwᵀ x``, so a sequence stacks the rows of all steps and
-computes each weight gradient with one matmul after the time loop (``param_grads`` gets
-``(N, ·)`` arrays with N = T*B rows; a single step is the case T = 1).
+The weight gradients are sums over rows, ``dW_ih = dxwᵀ x``, so a sequence stacks the rows
+of all steps and computes each weight gradient with one matmul after the time loop
+(``param_grads`` gets ``(N, ·)`` arrays with N = T*B rows; a single step is the case T = 1).
 """
 
 from dataclasses import dataclass, field
 from typing import Callable
 
-from ..backend import namespace
+from ..backend import contiguous, matmul, namespace
 
-__all__ = ["Cell", "input_projection", "linear_param_grads", "check_choice"]
+__all__ = [
+    "Cell",
+    "input_projection",
+    "hidden_projection",
+    "hidden_projection_backward",
+    "with_transposed_blocks",
+    "gate_blocks",
+    "linear_param_grads",
+    "check_choice",
+]
+
+TRANSPOSED = "W_hk^T"  # the key under which with_transposed_blocks() stores the blocks W_hkᵀ
 
 
 def input_projection(x, params, with_bias_hh=False):
@@ -57,6 +72,46 @@ def gate_blocks(xp, a, G):
     return xp.permute_dims(xp.reshape(a, (N, G, GH // G), copy=False), (1, 0, 2))
 
 
+def with_transposed_blocks(params, G):
+    """``params`` plus the blocks W_hkᵀ of W_hh as one contiguous ``(G, H, H)`` array, for
+    :func:`hidden_projection`. A sequence prepares them once for all its steps.
+
+    Why: at the course's sizes (B = 32, H = 128) OpenBLAS multiplies ``h (B, H)`` by a
+    contiguous (H, H) block about twice as fast as by the transposed view ``W_hk.T``, and
+    G such products beat one ``(B, H) @ (H, G*H)`` product by ~1.4x (bench/run.py's floor).
+    """
+    xp = namespace(params["weight_hh"])
+    GH, H = params["weight_hh"].shape
+    blocks = xp.permute_dims(xp.reshape(params["weight_hh"], (G, H, H)), (0, 2, 1))
+    return {**params, TRANSPOSED: contiguous(blocks)}
+
+
+def hidden_projection(xp, h, params, G, blocks=slice(None), out=None):
+    """The hidden projection gate block by gate block: ``(G, B, H)`` with block k
+
+        W_hk h + b_hk          (b_hh left out when ``params["bias_hh"]`` is None)
+
+    ``blocks`` selects some of them (``slice(0, 2)``: the first two; an int: one, ``(B, H)``).
+    ``out`` is an array of the result's shape to write into.
+    """
+    W_T = params.get(TRANSPOSED)
+    if W_T is None:  # a single step: make the blocks here
+        W_T = with_transposed_blocks(params, G)[TRANSPOSED]
+    a = matmul(xp, h, W_T[blocks], out=out)
+    b = params.get("bias_hh")
+    if b is not None:
+        H = h.shape[-1]
+        a += xp.reshape(b, (G, 1, H))[blocks]
+    return a
+
+
+def hidden_projection_backward(xp, da, W_hh):
+    """dh = Σ_k W_hkᵀ da_k, the gradient that the hidden projection sends to h, from the
+    gradients ``da (G, B, H)`` of its gate blocks (rows: Σ_k da_k W_hk)."""
+    G, _, H = da.shape
+    return xp.sum(da @ xp.reshape(W_hh[: G * H], (G, H, H)), axis=0)
+
+
 def linear_param_grads(params, x, dxw, h_prev, dhw=None):
     """Gradients of W_ih, b_ih, W_hh, b_hh when a = xw + (W_hh h_prev + b_hh).
 
@@ -64,10 +119,12 @@ def linear_param_grads(params, x, dxw, h_prev, dhw=None):
     hidden projection ``W_hh h_prev + b_hh`` when it differs from ``dxw`` (torch's GRU).
 
         dW_ih = dxwᵀ x    db_ih = Σ_rows dxw    dW_hh = dhwᵀ h_prev    db_hh = Σ_rows dhw
+
+    (each dW computed as (xᵀ dxw)ᵀ, which OpenBLAS runs ~1.3x faster in float64).
     """
     xp = namespace(dxw)
     dhw = dxw if dhw is None else dhw
-    grads = {"weight_ih": dxw.T @ x, "weight_hh": dhw.T @ h_prev}
+    grads = {"weight_ih": contiguous((x.T @ dxw).T), "weight_hh": contiguous((h_prev.T @ dhw).T)}
     if params.get("bias_ih") is not None:
         grads["bias_ih"] = xp.sum(dxw, axis=0)
     if params.get("bias_hh") is not None:
@@ -92,9 +149,11 @@ class Cell:
     cell's keyword options and their defaults; ``check_options`` validates them.
     ``bias_hh_adds(**options)`` is True when b_hh only adds to the pre-activations,
     a = xw + W_hh h + b_hh (not so in torch's GRU, whose reset gate scales b_hn).
+    ``title`` names the cell in error messages ("LSTM expects ...").
     """
 
     name: str
+    title: str
     num_gates: int
     has_cell_state: bool
     step_forward: Callable
@@ -106,6 +165,11 @@ class Cell:
     check_options: Callable = None
     extra_param_names: Callable = None
     bias_hh_adds: Callable = lambda **options: True
+
+    @property
+    def state_names(self):
+        """The parts of the state: ``("h", "c")`` for the LSTM, ``("h",)`` otherwise."""
+        return ("h", "c") if self.has_cell_state else ("h",)
 
     def param_names(self, bias=True, **options):
         """Parameter names in torch's order: weight_ih, weight_hh, bias_ih, bias_hh, extras."""
