@@ -81,7 +81,7 @@ def embedding_backward(dout, cache):
 
     A repeated id accumulates the gradients of all its positions; the ``padding_idx`` row gets zero.
     The sum is computed as :math:`\mathrm{onehot}(\mathrm{ids})^\top\, \mathrm{dout}`, a block of
-    positions at a time to bound memory. Returns ``dW`` (shape of ``W``).
+    positions at a time to bound memory. Returns ``{"W": dW}`` (integer ids have no gradient).
     """
     ids, (num_embeddings, dim), padding_idx = cache
     xp = namespace(dout)
@@ -96,7 +96,7 @@ def embedding_backward(dout, cache):
         dW += onehot.T @ flat_dout[start : start + block]
     if padding_idx is not None:
         dW[padding_idx, :] = 0.0
-    return dW
+    return {"W": dW}
 
 
 class Embedding(_Layer):
@@ -125,5 +125,5 @@ class Embedding(_Layer):
 
     def backward(self, dout):
         self._check_forward_was_called()
-        self.grads = {"weight": embedding_backward(dout, self._cache)}
+        self.grads = {"weight": embedding_backward(dout, self._cache)["W"]}
         return None

@@ -34,7 +34,7 @@ __all__ = [
 
 
 # ---------------------------------------------------------------------------------------------------
-# functional layer: *_forward(...) -> (out, cache), *_backward(dout, cache) -> gradients
+# functional layer: *_forward(...) -> (out, cache), *_backward(dout, cache) -> {name: gradient}
 # ---------------------------------------------------------------------------------------------------
 
 
@@ -68,7 +68,7 @@ def linear_backward(dy, cache):
               \frac{\partial E}{\partial b_y} = \sum_t \frac{\partial E}{\partial y_t}
 
     The weights are shared by every step (and every batch element), so their gradients are sums over
-    all leading axes. Returns ``(dh, dW, db)`` (``db`` is ``None`` without a bias).
+    all leading axes. Returns ``{"h": dh, "W": dW, "b": db}`` (no ``"b"`` without a bias).
     """
     h, W, has_bias = cache
     xp = namespace(dy, W)
@@ -78,9 +78,10 @@ def linear_backward(dy, cache):
     dh = xp.matmul(dy, W)
     dy_rows = xp.reshape(dy, (-1, W.shape[0]))  # every (step, batch) position is one row
     h_rows = xp.reshape(h, (-1, W.shape[1]))
-    dW = dy_rows.T @ h_rows
-    db = xp.sum(dy_rows, axis=0) if has_bias else None
-    return dh, dW, db
+    grads = {"h": dh, "W": dy_rows.T @ h_rows}
+    if has_bias:
+        grads["b"] = xp.sum(dy_rows, axis=0)
+    return grads
 
 
 @no_autograd
@@ -94,9 +95,9 @@ def softmax_head_forward(h, W, b=None):
 @no_autograd
 def softmax_head_backward(dp, cache):
     r"""Backward pass of :func:`softmax_head_forward`: through the softmax
-    (:func:`rnnkit.losses.softmax_backward`), then the linear map. Returns ``(dh, dW, db)``."""
+    (:func:`rnnkit.losses.softmax_backward`), then the linear map. Returns ``{"h": dh, "W": dW, "b": db}``."""
     linear_cache, p = cache
-    return linear_backward(softmax_backward(dp, p, axis=-1), linear_cache)
+    return linear_backward(softmax_backward(dp, p, axis=-1)["logits"], linear_cache)
 
 
 @no_autograd
@@ -108,9 +109,9 @@ def tanh_forward(z):
 
 @no_autograd
 def tanh_backward(da, cache):
-    r""":math:`\partial E/\partial z = \partial E/\partial a \odot (1 - a^2)`."""
+    r""":math:`\partial E/\partial z = \partial E/\partial a \odot (1 - a^2)`. Returns ``{"z": dz}``."""
     a = cache
-    return da * (1 - a * a)
+    return {"z": da * (1 - a * a)}
 
 
 @no_autograd
@@ -122,10 +123,10 @@ def relu_forward(z):
 
 @no_autograd
 def relu_backward(da, cache):
-    r""":math:`\partial E/\partial z = \partial E/\partial a \odot [z > 0]`."""
+    r""":math:`\partial E/\partial z = \partial E/\partial a \odot [z > 0]`. Returns ``{"z": dz}``."""
     z = cache
     xp = namespace(da, z)
-    return xp.where(z > 0, da, xp.zeros_like(da))
+    return {"z": xp.where(z > 0, da, xp.zeros_like(da))}
 
 
 _ACTIVATIONS = {"tanh": (tanh_forward, tanh_backward), "relu": (relu_forward, relu_backward)}
@@ -215,9 +216,9 @@ class Linear(_Layer):
     def backward(self, dy):
         self._check_forward_was_called()
         head_backward = softmax_head_backward if self.output == "softmax" else linear_backward
-        dh, dW, db = head_backward(dy, self._cache)
-        self.grads = {"weight": dW} if db is None else {"weight": dW, "bias": db}
-        return dh
+        grads = head_backward(dy, self._cache)
+        self.grads = {name: grads[key] for name, key in (("weight", "W"), ("bias", "b")) if key in grads}
+        return grads["h"]
 
 
 class MLPHead(_Layer):
@@ -280,13 +281,14 @@ class MLPHead(_Layer):
         grads = {}
         d = dy
         if self.output == "softmax":
-            d = softmax_backward(d, caches.pop(), axis=-1)
+            d = softmax_backward(d, caches.pop(), axis=-1)["logits"]
         for layer in reversed(range(self.num_linear)):
             if layer < self.num_linear - 1:
-                d = act_backward(d, caches.pop())
-            d, dW, db = linear_backward(d, caches.pop())
-            grads[f"layers.{2 * layer}.weight"] = dW
-            if db is not None:
-                grads[f"layers.{2 * layer}.bias"] = db
+                d = act_backward(d, caches.pop())["z"]
+            g = linear_backward(d, caches.pop())
+            d = g["h"]
+            grads[f"layers.{2 * layer}.weight"] = g["W"]
+            if "b" in g:
+                grads[f"layers.{2 * layer}.bias"] = g["b"]
         self.grads = {name: grads[name] for name in self.params}  # same order as params
         return d

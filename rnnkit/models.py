@@ -15,8 +15,8 @@ Every model exposes ``params`` and ``grads`` as one dict with prefixed names (``
     model = ManyToOne(rnnkit.GRU(8, 32), rnnkit.Linear(32, 10))
     opt = rnnkit.Adam(model.params, lr=1e-2)
     logits = model(x, lengths=lengths)
-    loss, dlogits = rnnkit.cross_entropy(logits, y, reduction="mean")
-    model.backward(dlogits)
+    loss, grads = rnnkit.cross_entropy(logits, y, reduction="mean")
+    model.backward(grads["logits"])
     opt.step(model.grads)
 
 Decoders (one-to-many and seq2seq) read token ids through an :class:`~rnnkit.embedding.Embedding`,
@@ -190,7 +190,7 @@ class OneToMany(_Decoder):
     def backward(self, dlogits):
         d_state0 = self._decode_backward(dlogits)
         dh0 = d_state0[0] if isinstance(d_state0, tuple) else d_state0
-        return self.parts["init"].backward(tanh_backward(dh0[0], self._init_cache))
+        return self.parts["init"].backward(tanh_backward(dh0[0], self._init_cache)["z"])
 
     def generate(self, v, max_len=20, temperature=0.0, rng=None):
         """Token-id lists generated from features ``v (B, F)``; temperature 0 is greedy."""
