@@ -7,7 +7,7 @@ from .gradcheck import grad_check, numerical_gradient
 from .heads import Linear, MLPHead, linear_backward, linear_forward, softmax_head_backward, softmax_head_forward
 from .losses import cross_entropy, log_softmax, softmax, softmax_backward, squared_error
 from .optim import SGD, Adam, AdamW
-from .text import Tokenizer, Vocabulary, lengths_to_mask, pad_batch, sample, sample_from_logits
+from .text import Tokenizer, Vocabulary, pad_batch, sample, sample_from_logits
 
 # the recurrent core: cells (forward and backward by hand), unrolling and BPTT, torch-like modules
 from .cells import (
@@ -22,7 +22,16 @@ from .cells import (
 )
 from .interop import from_torch, to_torch
 from .modules import GRU, LSTM, RNN, GRUCell, LSTMCell, RNNCell
-from .sequence import sequence_backward, sequence_forward
+from .params import Parameters
+from .sequence import (
+    lengths_to_mask,
+    merge_backward,
+    merge_forward,
+    sequence_backward,
+    sequence_forward,
+    stacked_backward,
+    stacked_forward,
+)
 
 # models for each input/output type
 from .models import ManyToMany, ManyToOne, OneToMany, Seq2Seq

@@ -8,9 +8,9 @@ alphabetically, so a fit is deterministic)::
     2 <BOS>   beginning of a sequence (the first input when generating)
     3 <EOS>   end of a sequence (the model outputs it to stop)
 
-``pad_batch`` turns id lists into a padded ``(B, T)`` array and ``lengths_to_mask`` gives the matching
-mask, time-major ``(T, B)`` by default like the rest of rnnkit. ``sample_from_logits`` draws the next
-token with a temperature. This module works on numpy (``lengths_to_mask`` also accepts torch lengths).
+``pad_batch`` turns id lists into a padded ``(B, T)`` array and ``lengths_to_mask`` (from
+:mod:`rnnkit.sequence`) gives the matching mask, time-major ``(T, B)`` by default like the rest of rnnkit.
+``sample_from_logits`` draws the next token with a temperature. This module works on numpy.
 """
 
 import re
@@ -18,7 +18,7 @@ from collections import Counter
 
 import numpy as np
 
-from .backend import device_of, namespace
+from .sequence import lengths_to_mask  # masks belong with the recurrence; kept importable from here
 
 __all__ = [
     "PAD",
@@ -164,25 +164,6 @@ def pad_batch(sequences, pad_id=PAD_ID, batch_first=True):
     for b, s in enumerate(sequences):
         ids[b, : len(s)] = s
     return (ids if batch_first else ids.T.copy()), lengths
-
-
-def lengths_to_mask(lengths, T=None, batch_first=False, dtype=None):
-    r"""Mask of the real (not padded) steps: :math:`m_{t,b} = 1` if :math:`t < \mathrm{length}_b`, else 0.
-
-    Shape ``(T, B)`` (time-major, like the rest of rnnkit), or ``(B, T)`` with ``batch_first=True``.
-    ``T`` defaults to the longest length. ``dtype`` defaults to the backend's default float (float64 for
-    numpy). Works on numpy arrays, lists, and torch tensors of lengths.
-    """
-    if isinstance(lengths, (list, tuple)):
-        lengths = np.asarray(lengths, dtype=np.int64)
-    xp = namespace(lengths)
-    if T is None:
-        T = int(xp.max(lengths)) if lengths.shape[0] > 0 else 0
-    if dtype is None:
-        dtype = xp.__array_namespace_info__().default_dtypes(device=device_of(lengths))["real floating"]
-    steps = xp.arange(T, device=device_of(lengths))
-    mask = xp.astype(steps[:, None] < lengths[None, :], dtype)  # (T, B)
-    return mask.T if batch_first else mask
 
 
 def sample_from_logits(logits, temperature=1.0, rng=None):
