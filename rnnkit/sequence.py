@@ -132,19 +132,20 @@ def padding_mask(T, B, lengths=None, mask=None, batch_first=False, like=None):
 # ------------------------------------------------------------------------ arguments
 
 
-def _check_x(x, like, layout, features, expected):
-    """``x``'s namespace, after checking that it is a non-empty 3-D array of ``like``'s backend,
-    dtype and device with ``features`` features (``expected`` says where that number comes from)."""
+def _check_x(x, like, features, expected, batch_first=False, layout="(T, B, I)"):
+    """``x``'s namespace, after checking that it is a non-empty 3-D array ``layout`` of ``like``'s
+    backend, dtype and device with ``features`` features (``expected`` says where that number
+    comes from)."""
     xp = check_like(x, "x", like)
     if len(x.shape) != 3:
         hint = " (add a batch axis for a single sequence)" if len(x.shape) == 2 else ""
         raise ValueError(f"x must be 3-D {layout}, got a {len(x.shape)}-D array of shape {tuple(x.shape)}{hint}")
     if x.shape[-1] != features:
         raise ValueError(f"x has {x.shape[-1]} features, expected {expected}")
-    if 0 in tuple(x.shape[:2]):
-        T, B = (x.shape[1], x.shape[0]) if layout.startswith("(B") else x.shape[:2]
-        if T == 0:
-            raise ValueError("x is an empty sequence (T=0 steps); a sequence needs at least one step")
+    T, B = (x.shape[1], x.shape[0]) if batch_first else (x.shape[0], x.shape[1])
+    if T == 0:
+        raise ValueError("x is an empty sequence (T=0 steps); a sequence needs at least one step")
+    if B == 0:
         raise ValueError("x has an empty batch (B=0)")
     return xp
 
@@ -241,7 +242,7 @@ def sequence_forward(cell, x, state0, params, mask=None, reverse=False, **option
     cell = get_cell(cell)
     options = cell.resolve_options(options)
     W_ih = params["weight_ih"]
-    _check_x(x, W_ih, "(T, B, I)", W_ih.shape[1], f"{W_ih.shape[1]} (weight_ih is {tuple(W_ih.shape)})")
+    _check_x(x, W_ih, W_ih.shape[1], f"{W_ih.shape[1]} (weight_ih is {tuple(W_ih.shape)})")
     T, B, _ = x.shape
     state = initial_state(state0, cell, (B, params["weight_hh"].shape[1]), x)
     mask = None if mask is None else as_bool_mask(mask, T, B)
@@ -501,7 +502,7 @@ def stacked_forward(cell, x, state0, params, num_layers=1, *, bidirectional=Fals
     _check_stack_params(params, num_layers, D)
     W_ih = params["weight_ih_l0"]
     layout = "(B, T, input_size)" if batch_first else "(T, B, input_size)"
-    xp = _check_x(x, W_ih, layout, W_ih.shape[1], f"input_size={W_ih.shape[1]}")
+    xp = _check_x(x, W_ih, W_ih.shape[1], f"input_size={W_ih.shape[1]}", batch_first, layout)
     if batch_first:
         x = xp.permute_dims(x, (1, 0, 2))
     T, B, _ = x.shape

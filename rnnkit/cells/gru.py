@@ -122,8 +122,8 @@ def gru_core_backward(dh, cache, out=None):
         dn, dz, dh_prev = dh * (1.0 - z), dh * (h_prev - n), dh * z
     else:
         dn, dz, dh_prev = dh * z, dh * (n - h_prev), dh * (1.0 - z)
-    da = xp.empty((3,) + tuple(dh.shape), dtype=dh.dtype, device=device_of(dh))  # [da_r, da_z, da_n]
-    da_r, da_z, da_n = da
+    dxw = xp.empty((dh.shape[0], 3 * H), dtype=dh.dtype, device=device_of(dh)) if out is None else out
+    da_r, da_z, da_n = gate_blocks(xp, dxw, 3)  # views of the rows of dxw
     multiply(xp, dn, 1.0 - n * n, out=da_n)
     multiply(xp, dz, z * (1.0 - z), out=da_z)
     if reset_after:
@@ -133,9 +133,7 @@ def gru_core_backward(dh, cache, out=None):
         d_rh = da_n @ W_hh[2 * H :]  # W_hnᵀ da_n
         multiply(xp, d_rh * h_prev, r * (1.0 - r), out=da_r)
         dh_prev += r * d_rh
-    dh_prev += hidden_projection_backward(xp, da[:2], W_hh)  # W_h[rz]ᵀ [da_r, da_z]
-    dxw = xp.empty((dh.shape[0], 3 * H), dtype=dh.dtype, device=device_of(dh)) if out is None else out
-    gate_blocks(xp, dxw, 3)[...] = da
+    dh_prev += dxw[:, : 2 * H] @ W_hh[: 2 * H]  # W_h[rz]ᵀ [da_r, da_z]
     return dxw, dh_prev
 
 
