@@ -39,14 +39,13 @@ __all__ = [
     "Cell",
     "input_projection",
     "hidden_projection",
-    "hidden_projection_backward",
     "with_transposed_blocks",
     "gate_blocks",
     "linear_param_grads",
     "check_choice",
 ]
 
-TRANSPOSED = "W_hk^T"  # the key under which with_transposed_blocks() stores the blocks W_hkᵀ
+PREPARED = "hidden projection"  # the key under which with_transposed_blocks() stores its blocks
 
 
 def input_projection(x, params, with_bias_hh=False):
@@ -73,8 +72,9 @@ def gate_blocks(xp, a, G):
 
 
 def with_transposed_blocks(params, G):
-    """``params`` plus the blocks W_hkᵀ of W_hh as one contiguous ``(G, H, H)`` array, for
-    :func:`hidden_projection`. A sequence prepares them once for all its steps.
+    """``params`` plus, prepared for :func:`hidden_projection`, the blocks W_hkᵀ of W_hh as one
+    contiguous ``(G, H, H)`` array and b_hh as ``(G, 1, H)`` blocks (None without it). A
+    sequence prepares them once for all its steps.
 
     Why: at the course's sizes (B = 32, H = 128) OpenBLAS multiplies ``h (B, H)`` by a
     contiguous (H, H) block about twice as fast as by the transposed view ``W_hk.T``, and
@@ -82,8 +82,9 @@ def with_transposed_blocks(params, G):
     """
     xp = namespace(params["weight_hh"])
     GH, H = params["weight_hh"].shape
-    blocks = xp.permute_dims(xp.reshape(params["weight_hh"], (G, H, H)), (0, 2, 1))
-    return {**params, TRANSPOSED: contiguous(blocks)}
+    W_T = contiguous(xp.permute_dims(xp.reshape(params["weight_hh"], (G, H, H)), (0, 2, 1)))
+    b = params.get("bias_hh")
+    return {**params, PREPARED: (W_T, None if b is None else xp.reshape(b, (G, 1, H)))}
 
 
 def hidden_projection(xp, h, params, G, blocks=slice(None), out=None):
@@ -94,22 +95,12 @@ def hidden_projection(xp, h, params, G, blocks=slice(None), out=None):
     ``blocks`` selects some of them (``slice(0, 2)``: the first two; an int: one, ``(B, H)``).
     ``out`` is an array of the result's shape to write into.
     """
-    W_T = params.get(TRANSPOSED)
-    if W_T is None:  # a single step: make the blocks here
-        W_T = with_transposed_blocks(params, G)[TRANSPOSED]
+    prepared = params.get(PREPARED)
+    W_T, b = prepared if prepared is not None else with_transposed_blocks(params, G)[PREPARED]
     a = matmul(xp, h, W_T[blocks], out=out)
-    b = params.get("bias_hh")
     if b is not None:
-        H = h.shape[-1]
-        a += xp.reshape(b, (G, 1, H))[blocks]
+        a += b[blocks]
     return a
-
-
-def hidden_projection_backward(xp, da, W_hh):
-    """dh = Σ_k W_hkᵀ da_k, the gradient that the hidden projection sends to h, from the
-    gradients ``da (G, B, H)`` of its gate blocks (rows: Σ_k da_k W_hk)."""
-    G, _, H = da.shape
-    return xp.sum(da @ xp.reshape(W_hh[: G * H], (G, H, H)), axis=0)
 
 
 def linear_param_grads(params, x, dxw, h_prev, dhw=None):

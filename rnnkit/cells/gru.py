@@ -34,7 +34,7 @@ concatenated W [c, x] split by columns), b = b_ih + b_hh.
 """
 
 from ..backend import device_of, multiply, namespace, no_autograd, sigmoid, tanh
-from .base import Cell, check_choice, gate_blocks, hidden_projection, hidden_projection_backward, input_projection, linear_param_grads
+from .base import Cell, check_choice, gate_blocks, hidden_projection, input_projection, linear_param_grads
 
 __all__ = [
     "gru_step_forward",
@@ -123,7 +123,7 @@ def gru_core_backward(dh, cache, out=None):
     else:
         dn, dz, dh_prev = dh * z, dh * (n - h_prev), dh * (1.0 - z)
     dxw = xp.empty((dh.shape[0], 3 * H), dtype=dh.dtype, device=device_of(dh)) if out is None else out
-    da_r, da_z, da_n = gate_blocks(xp, dxw, 3)  # views of the rows of dxw
+    da_r, da_z, da_n = dxw[:, :H], dxw[:, H : 2 * H], dxw[:, 2 * H :]  # [da_r, da_z, da_n] side by side
     multiply(xp, dn, 1.0 - n * n, out=da_n)
     multiply(xp, dz, z * (1.0 - z), out=da_z)
     if reset_after:
@@ -242,13 +242,12 @@ def gru_simple_core_backward(dc, cache, out=None):
     """
     c_prev, u, c_tilde, W_hh = cache
     xp = namespace(dc)
-    da = xp.empty((2,) + tuple(dc.shape), dtype=dc.dtype, device=device_of(dc))  # [da_u, da_c]
-    multiply(xp, dc * (c_tilde - c_prev), u * (1.0 - u), out=da[0])
-    multiply(xp, dc * u, 1.0 - c_tilde * c_tilde, out=da[1])
+    H = c_prev.shape[-1]
+    dxw = xp.empty((dc.shape[0], 2 * H), dtype=dc.dtype, device=device_of(dc)) if out is None else out
+    multiply(xp, dc * (c_tilde - c_prev), u * (1.0 - u), out=dxw[:, :H])  # da_u
+    multiply(xp, dc * u, 1.0 - c_tilde * c_tilde, out=dxw[:, H:])  # da_c
     dc_prev = dc * (1.0 - u)
-    dc_prev += hidden_projection_backward(xp, da, W_hh)
-    dxw = xp.empty((dc.shape[0], 2 * dc.shape[1]), dtype=dc.dtype, device=device_of(dc)) if out is None else out
-    gate_blocks(xp, dxw, 2)[...] = da
+    dc_prev += dxw @ W_hh
     return dxw, dc_prev
 
 

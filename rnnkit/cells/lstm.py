@@ -16,7 +16,7 @@ look at the previous cell c_{t−1}, the output gate at the new cell c_t.
 """
 
 from ..backend import device_of, multiply, namespace, no_autograd, sigmoid, tanh, zeros
-from .base import Cell, gate_blocks, hidden_projection, hidden_projection_backward, input_projection, linear_param_grads
+from .base import Cell, gate_blocks, hidden_projection, input_projection, linear_param_grads
 
 __all__ = ["lstm_step_forward", "lstm_step_backward", "lstm_core_forward", "lstm_core_backward", "LSTM_CELL"]
 
@@ -26,6 +26,21 @@ PEEPHOLE_NAMES = ("weight_ci", "weight_cf", "weight_co")
 def _check_lstm(peephole=False):
     if not isinstance(peephole, bool):
         raise TypeError(f"peephole must be True or False, got {peephole!r}")
+
+
+def lstm_gates(xp, a):
+    """``i, f, g, o = σ(a_i), σ(a_f), tanh(a_g), σ(a_o)``, in place in the blocks of ``a (4, B, H)``.
+
+    One σ call over all four blocks costs fewer array operations than σ, tanh and σ apart
+    (at B = 32, H = 128 their call overhead is a large part of a step), using
+    tanh(a_g) = 2σ(2a_g) − 1.
+    """
+    i, f, g, o = a
+    g *= 2.0
+    sigmoid(xp, a, out=a)
+    g *= 2.0
+    g -= 1.0
+    return i, f, g, o
 
 
 def lstm_core_forward(xw, state_prev, params, peephole=False, out=None):
@@ -46,16 +61,18 @@ def lstm_core_forward(xw, state_prev, params, peephole=False, out=None):
     a = hidden_projection(xp, h_prev, params, 4)  # [W_hk h_prev + b_hk for k = i, f, g, o]
     a += gate_blocks(xp, xw, 4)
     a_i, a_f, a_g, a_o = a
-    if peephole:
+    if peephole:  # o looks at the new c: i, f and g first
         a_i += params["weight_ci"] * c_prev
         a_f += params["weight_cf"] * c_prev
-    i, f = sigmoid(xp, a[:2], out=a[:2])
-    g = tanh(xp, a_g, out=a_g)
+        i, f = sigmoid(xp, a[:2], out=a[:2])
+        g = tanh(xp, a_g, out=a_g)
+    else:
+        i, f, g, o = lstm_gates(xp, a)
     multiply(xp, f, c_prev, out=c)
     c += i * g  # c = f ⊙ c_prev + i ⊙ g
     if peephole:
         a_o += params["weight_co"] * c
-    o = sigmoid(xp, a_o, out=a_o)
+        o = sigmoid(xp, a_o, out=a_o)
     tanh_c = tanh(xp, c)
     multiply(xp, o, tanh_c, out=h)  # h = o ⊙ tanh(c)
     peep = tuple(params[k] for k in PEEPHOLE_NAMES) if peephole else None
@@ -92,7 +109,7 @@ def lstm_core_backward(dstate, cache, out=None):
         dc_prev += da_i * peep[0] + da_f * peep[1]
     dxw = xp.empty((dh.shape[0], 4 * dh.shape[1]), dtype=dh.dtype, device=device_of(dh)) if out is None else out
     gate_blocks(xp, dxw, 4)[...] = da  # [da_i, da_f, da_g, da_o] side by side
-    return dxw, (hidden_projection_backward(xp, da, W_hh), dc_prev)
+    return dxw, (dxw @ W_hh, dc_prev)
 
 
 def lstm_param_grads(params, x, dxw, states_prev, states, core_caches, peephole=False):
