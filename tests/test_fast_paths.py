@@ -3,7 +3,8 @@
 rnnkit's hot loops take a few shortcuts that the equations in the docstrings do not show:
 
 * ``backend.tanh`` on numpy float64 arrays is computed as 2σ(2a) − 1 (numpy's float64 tanh
-  is slow on common CPUs);
+  is slow on common CPUs), and the LSTM computes its candidate g the same way
+  (``cells.lstm.lstm_gates``), so that one σ call covers all four gates;
 * the hidden projection is computed gate block by gate block against a contiguous copy of
   the blocks W_hkᵀ (``cells.base.hidden_projection``);
 * the cells write into arrays they are given (``out=``: a step's gate block, the sequence's

@@ -34,7 +34,7 @@ concatenated W [c, x] split by columns), b = b_ih + b_hh.
 """
 
 from ..backend import device_of, multiply, namespace, no_autograd, sigmoid, tanh
-from .base import Cell, check_choice, gate_blocks, hidden_projection, input_projection, linear_param_grads
+from .base import Cell, check_choice, gate_blocks, hidden_projection, input_projection, linear_grads, linear_param_grads
 
 __all__ = [
     "gru_step_forward",
@@ -140,19 +140,26 @@ def gru_core_backward(dh, cache, out=None):
 def gru_param_grads(params, x, dxw, states_prev, states, core_caches, reset_after=True, update_weighs="previous"):
     """Weight gradients from the rows of all steps (``r`` is stacked from the caches):
 
-        dW_ih = dxwᵀ x,  db_ih = Σ dxw
-        reset_after=True:  dhw = [da_r, da_z, r ⊙ da_n],  dW_hh = dhwᵀ h_prev,  db_hh = Σ dhw
-        reset_after=False: dW_h[rz] = [da_r, da_z]ᵀ h_prev,  dW_hn = da_nᵀ (r ⊙ h_prev),  db_hh = Σ dxw
+        dW_ih = dxwᵀ x,  db_ih = Σ dxw,  dW_h[rz] = [da_r, da_z]ᵀ h_prev,  db_h[rz] = Σ [da_r, da_z]
+        reset_after=True:  dW_hn = (r ⊙ da_n)ᵀ h_prev,   db_hn = Σ r ⊙ da_n
+        reset_after=False: dW_hn = da_nᵀ (r ⊙ h_prev),   db_hn = Σ da_n
     """
     xp = namespace(dxw)
     h_prev = states_prev[0]
     H = h_prev.shape[-1]
     r = xp.reshape(xp.stack([c[1] for c in core_caches]), h_prev.shape)
-    if reset_after:
-        dhw = xp.concat([dxw[:, : 2 * H], dxw[:, 2 * H :] * r], axis=1)
-        return linear_param_grads(params, x, dxw, h_prev, dhw)
-    grads = linear_param_grads(params, x, dxw, h_prev)
-    grads["weight_hh"] = xp.concat([dxw[:, : 2 * H].T @ h_prev, dxw[:, 2 * H :].T @ (r * h_prev)], axis=0)
+    da_rz, da_n = dxw[:, : 2 * H], dxw[:, 2 * H :]
+    # the n block of the hidden projection: r ⊙ (W_hn h_prev + b_hn) (torch) or W_hn (r ⊙ h_prev) + b_hn (Cho)
+    n_input, n_grad = (h_prev, r * da_n) if reset_after else (r * h_prev, da_n)
+    bias_hh = params.get("bias_hh") is not None
+    grads = {}
+    grads["weight_ih"], db_ih = linear_grads(x, dxw, params.get("bias_ih") is not None)
+    (dW_rz, db_rz), (dW_n, db_n) = linear_grads(h_prev, da_rz, bias_hh), linear_grads(n_input, n_grad, bias_hh)
+    grads["weight_hh"] = xp.concat([dW_rz, dW_n], axis=0)
+    if db_ih is not None:
+        grads["bias_ih"] = db_ih
+    if bias_hh:
+        grads["bias_hh"] = xp.concat([db_rz, db_n], axis=0)
     return grads
 
 
