@@ -564,7 +564,7 @@ def stacked_backward(d_out, d_h_n, cache, truncate=None):
         for direction, d in enumerate(d_top):
             d_rows[(L - 1) * D + direction][0] = d_rows[(L - 1) * D + direction][0] + d
 
-    grads, d_state0 = {}, [None] * (L * D)
+    grads, d_state0 = [None] * (L * D), [None] * (L * D)  # per layer and direction
     for layer in reversed(range(L)):
         caches, merged = c.layers[layer]
         if d_layer_out is None:
@@ -577,9 +577,9 @@ def stacked_backward(d_out, d_h_n, cache, truncate=None):
             g = sequence_backward(d_outs[direction], _pack(cell, d_rows[k]), caches[direction], truncate=truncate)
             d_input = g.pop("x") if d_input is None else d_input + g.pop("x")
             d_state0[k] = [g.pop(name) for name in ("h0", "c0")[: len(cell.state_names)]]
-            grads.update((name + _suffix(layer, direction), value) for name, value in g.items())
+            grads[k] = {name + _suffix(layer, direction): value for name, value in g.items()}
         d_layer_out = d_input
     dx = xp.permute_dims(d_layer_out, (1, 0, 2)) if c.batch_first else d_layer_out
     out = {"x": dx}
     out.update(zip(("h0", "c0"), (xp.stack([s[i] for s in d_state0]) for i in range(len(cell.state_names)))))
-    return {**out, **grads}
+    return {**out, **{name: value for row in grads for name, value in row.items()}}  # torch's order
