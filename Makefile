@@ -1,6 +1,8 @@
 # The two commands of README.md:
 #   make book   build the executed course into _build/html (and say where it is)
-#   make test   run every test
+#   make test   run every test (what CI runs)
+# and for whoever changes rnnkit:
+#   make check  the library's own tests only (no book, no grading, no browser), under a minute
 SHELL := /bin/bash
 PY := .venv/bin/python
 JB := .venv/bin/jupyter-book
@@ -8,7 +10,7 @@ PORT ?= 8000
 # nbgrader and jupyter call tools of the environment by name
 export PATH := $(CURDIR)/.venv/bin:$(PATH)
 
-.PHONY: setup book serve publish test exercises bench clean
+.PHONY: setup book serve publish test check exercises bench clean
 
 setup:
 	@tools/setup.sh
@@ -31,6 +33,14 @@ publish: book
 test: setup
 	@tools/setup.sh test
 	@OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 $(PY) -m pytest -n 2 --dist loadfile $(PYTEST_ARGS)
+
+# rnnkit's tests: cells, sequences, modules, heads, losses, optimizers, interop, models, text, data
+LIBRARY_TESTS := $(addprefix tests/,test_cells.py test_sequence.py test_modules.py test_fast_paths.py \
+	test_heads.py test_losses.py test_optim.py test_clip.py test_gradcheck.py test_interop.py \
+	test_models.py test_errors.py test_text.py test_data.py test_readme.py)
+
+check: setup
+	@OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 $(PY) -m pytest -q -p no:xdist $(LIBRARY_TESTS) $(PYTEST_ARGS)
 
 exercises: setup
 	@$(PY) -m tools.release

@@ -1,9 +1,17 @@
 """rnnkit against torch, measured side by side in one run (``make bench``).
 
-Three comparisons, with the same weights, shapes and dtype on both sides:
+Three comparisons, with the same weights, shapes and dtype on every side:
 
 1. rnnkit on numpy, forward + hand-written BPTT, against torch.nn (forward + autograd backward)
-   for LSTM, GRU and vanilla RNN in float32 and float64;
+   for LSTM, GRU and vanilla RNN in float32 and float64, and in the same interleaved runs against
+   two numpy references:
+
+   * the **floor**: the matrix products of forward and BPTT alone, nothing else (see
+     :func:`floor_step`); no numpy implementation of this algorithm can be faster, so
+     ``rnnkit / floor`` is what rnnkit spends on everything that is not a matrix product;
+   * the **plain peer**: the layer written the plain CS231n way (``bench/plain.py``: per-step
+     products, a list of caches, a hand-written backward), checked to give rnnkit's numbers;
+
 2. a sweep over sequence length: time, and the memory kept for BPTT per step (rnnkit: the arrays
    in its cache; torch: the tensors autograd saves for backward; each storage counted once, the
    parameters and the input x left out on both sides);
@@ -39,13 +47,15 @@ from pathlib import Path
 RESULTS = Path(__file__).resolve().parent / "results"
 THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 
-# the targets of the performance issue: (comparison prefix, at most this ratio)
+# the targets of the performance issues: (comparison, at most this ratio)
 TARGETS = {
     "LSTM float32: rnnkit numpy vs torch.nn": 1.0,
     "LSTM float64: rnnkit numpy vs torch.nn": 0.7,
     "GRU float32: rnnkit numpy vs torch.nn": 1.0,
     "RNN float32: rnnkit numpy vs torch.nn": 1.0,
     "LSTM float32 on torch cpu: rnnkit vs Python-loop autograd LSTM": 1 / 3,
+    **{f"{kind} {dtype}: rnnkit numpy vs matrix-product floor": 1.3
+       for kind in ("LSTM", "GRU") for dtype in ("float32", "float64")},
 }
 MEMORY_TARGET = 1.0  # BPTT memory per step: rnnkit no larger than torch
 
@@ -137,6 +147,97 @@ def rnnkit_step(m, x, d_out):
         return {"forward": mid - start, "backward": time.perf_counter() - mid}
 
     return run
+
+
+def floor_step(m, x, d_out):
+    """The matrix products of one forward + BPTT of the one-layer module ``m``, and nothing else.
+
+    With G gate blocks (RNN 1, GRU 3, LSTM 4), T steps, B rows, N = T*B, each product done the
+    fastest way measured on a 2-core AMD EPYC (OpenBLAS, one thread):
+
+    * input projection of all steps: ``x (N, I) @ W_ihᵀ (I, G*H)``, W_ihᵀ a contiguous copy;
+    * each step forward: ``h_{t−1} (B, H) @ W_hkᵀ (H, H)`` for the G gate blocks k, against a
+      contiguous (G, H, H) copy of the W_hkᵀ (one (B, H) @ (H, G*H) product, or products against
+      transposed views, take 1.3–1.9x longer at these sizes);
+    * each step backward: ``dA_t (B, G*H) @ W_hh (G*H, H)``;
+    * after the loop: ``dx = dXW (N, G*H) @ W_ih``, ``dW_ihᵀ = xᵀ @ dXW``,
+      ``dW_hhᵀ = h_prevᵀ @ dXW`` (xᵀ @ dXW is faster than dXWᵀ @ x in float64).
+
+    Every result goes into an array allocated beforehand; the inputs of the products are random
+    (their values do not change the time of a product).
+    """
+    import numpy as np
+
+    p = m.layer_params(0)
+    W_ih, W_hh = p["weight_ih"], p["weight_hh"]
+    T, B, I = x.shape
+    GH, H = W_hh.shape
+    G, N, dt = GH // H, T * B, x.dtype
+    rng = np.random.default_rng(0)
+    x_rows = x.reshape(N, I)
+    W_ih_T = np.ascontiguousarray(W_ih.T)
+    W_hk_T = np.ascontiguousarray(W_hh.reshape(G, H, H).transpose(0, 2, 1))
+    states = rng.standard_normal((T + 1, B, H)).astype(dt)
+    dXW = rng.standard_normal((N, GH)).astype(dt)
+    XW, a, dh = np.empty((N, GH), dt), np.empty((G, B, H), dt), np.empty((B, H), dt)
+    dx, dW_ih_T, dW_hh_T = np.empty((N, I), dt), np.empty((I, GH), dt), np.empty((H, GH), dt)
+    h_rows = states[:-1].reshape(N, H)
+
+    def run():
+        start = time.perf_counter()
+        np.matmul(x_rows, W_ih_T, out=XW)
+        for t in range(T):
+            np.matmul(states[t], W_hk_T, out=a)
+        mid = time.perf_counter()
+        for t in reversed(range(T)):
+            np.matmul(dXW[t * B : (t + 1) * B], W_hh, out=dh)
+        np.matmul(dXW, W_ih, out=dx)
+        np.matmul(x_rows.T, dXW, out=dW_ih_T)
+        np.matmul(h_rows.T, dXW, out=dW_hh_T)
+        return {"forward": mid - start, "backward": time.perf_counter() - mid}
+
+    return run
+
+
+def plain_step(kind, m, x, d_out):
+    """Forward + backward of the plain CS231n-style layer (``bench/plain.py``), batch-major like
+    CS231n (the transposes of x and d_out are made once, outside the timing)."""
+    import numpy as np
+    import plain
+
+    G, forward, backward = plain.LAYERS[kind]
+    weights = plain.from_torch_names(m.params, G)
+    xb, db = np.ascontiguousarray(x.transpose(1, 0, 2)), np.ascontiguousarray(d_out.transpose(1, 0, 2))
+    h0 = np.zeros((x.shape[1], m.hidden_size), x.dtype)
+
+    def run():
+        start = time.perf_counter()
+        _, caches = forward(xb, h0, *weights)
+        mid = time.perf_counter()
+        backward(db, caches)
+        return {"forward": mid - start, "backward": time.perf_counter() - mid}
+
+    return run
+
+
+def check_plain_equals_rnnkit(kind, m, x, d_out):
+    """The peer must compute what rnnkit computes: outputs, dx and dW_hh, within rounding."""
+    import numpy as np
+    import plain
+
+    G, forward, backward = plain.LAYERS[kind]
+    weights = plain.from_torch_names(m.params, G)
+    h, caches = forward(np.ascontiguousarray(x.transpose(1, 0, 2)), np.zeros((x.shape[1], m.hidden_size), x.dtype),
+                        *weights)
+    dx, _, _, dWh, *_ = backward(np.ascontiguousarray(d_out.transpose(1, 0, 2)), caches)
+    out, _ = m(x)
+    m.backward(d_out)
+    tol = 1e-4 if x.dtype == np.float32 else 1e-10
+    for name, a, b in [("out", h.transpose(1, 0, 2), out), ("dx", dx.transpose(1, 0, 2), np.asarray(m.backward(d_out)[0])),
+                       ("dW_hh", dWh.T, m.grads["weight_hh_l0"])]:
+        err = np.abs(a - b).max() / max(np.abs(b).max(), 1e-30)
+        if err > tol:
+            raise SystemExit(f"bench/plain.py {kind} differs from rnnkit in {name}: relative error {err:.1e}")
 
 
 def cache_bytes(obj, seen=None) -> int:
@@ -233,7 +334,9 @@ def compare_cells(args, rows):
             x = rng.standard_normal((T, B, I)).astype(dtype)
             d_out = rng.standard_normal((T, B, H)).astype(dtype)
             xt, dt = torch.from_numpy(x), torch.from_numpy(d_out)
-            fns = {"rnnkit": rnnkit_step(m, x, d_out), "torch": torch_step(ref, xt, dt)}
+            check_plain_equals_rnnkit(kind, m, x, d_out)
+            fns = {"rnnkit": rnnkit_step(m, x, d_out), "torch": torch_step(ref, xt, dt),
+                   "floor": floor_step(m, x, d_out), "plain": plain_step(kind, m, x, d_out)}
             if kind == "LSTM" and dtype == "float32" and torch.backends.mkldnn.is_available():
                 # torch.nn.LSTM float32 on the CPU runs oneDNN's fused LSTM kernel (forward and
                 # backward); for context, also its plain ATen path, which GRU, RNN and float64 take
@@ -242,6 +345,8 @@ def compare_cells(args, rows):
             rows.append(row(f"{kind} {dtype}: rnnkit numpy vs torch.nn", t["rnnkit"], t["torch"]))
             if "native" in t:
                 rows.append(row(f"{kind} {dtype}: rnnkit numpy vs torch.nn without oneDNN", t["rnnkit"], t["native"]))
+            rows.append(row(f"{kind} {dtype}: rnnkit numpy vs matrix-product floor", t["rnnkit"], t["floor"]))
+            rows.append(row(f"{kind} {dtype}: rnnkit numpy vs plain CS231n-style numpy", t["rnnkit"], t["plain"]))
 
 
 def sweep(args, rows):
@@ -353,7 +458,7 @@ def print_table(results):
             a, b = f"{1e3 * r['rnnkit']['wall_s']:.2f} ms", f"{1e3 * r['reference']['wall_s']:.2f} ms"
             ratio, cpu = r["ratio_wall"], f"{r['ratio_cpu']:6.2f}"
         target = ""
-        if "target" in r:
+        if "target" in r and (threads == 1 or "floor" not in r["comparison"]):  # the floor's bound: 1 thread
             held = (r["ratio_cpu"] if "ratio_cpu" in r and threads == 1 else ratio) <= r["target"]
             target = f"{'≤' if held else '>'} {r['target']:.2f}"
         print(f"{threads:>3}  {r['comparison']:<{width}}  {a:>10}  {b:>10}  {ratio:6.2f}  {cpu:>6}  {target:>7}")

@@ -22,7 +22,16 @@ from .cells import (
 )
 from .interop import from_torch, to_torch
 from .modules import GRU, LSTM, RNN, GRUCell, LSTMCell, RNNCell
-from .sequence import lengths_to_mask, sequence_backward, sequence_forward
+from .params import Parameters
+from .sequence import (
+    lengths_to_mask,
+    merge_backward,
+    merge_forward,
+    sequence_backward,
+    sequence_forward,
+    stacked_backward,
+    stacked_forward,
+)
 
 # models for each input/output type
 from .models import ManyToMany, ManyToOne, OneToMany, Seq2Seq

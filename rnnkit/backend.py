@@ -35,6 +35,8 @@ __all__ = [
     "no_autograd",
     "first_nonfinite",
     "check_floating",
+    "check_like",
+    "contiguous",
 ]
 
 _FLOAT_NAMES = ("float32", "float64")
@@ -276,3 +278,41 @@ def check_floating(a, what):
     name = dtype_name(a)
     if name not in _FLOAT_NAMES:
         raise TypeError(f"{what} must have dtype float32 or float64, got {name}")
+
+
+def check_like(a, what, like):
+    """``a``'s namespace, after checking that ``a`` is an array of the backend, dtype and device
+    of the parameter ``like``; the errors name what was expected and what came."""
+    try:
+        xp = namespace(a, like)
+    except TypeError as e:
+        if "one backend" not in str(e):
+            raise TypeError(f"{what} must be a numpy array or a torch tensor, got {type(a).__name__}") from None
+        raise TypeError(
+            f"{what} is a {_backend_word(a)} but the parameters are {_backend_word(like)}s; "
+            "use one backend (m.to(backend=...) converts a module's parameters)"
+        ) from None
+    check_floating(a, what)
+    if dtype_name(a) != dtype_name(like):
+        raise TypeError(
+            f"{what} has dtype {dtype_name(a)} but the parameters are {dtype_name(like)}; "
+            f"cast {what} or convert the parameters (m.to(dtype={dtype_name(a)!r}))"
+        )
+    if str(device_of(a)) != str(device_of(like)):
+        raise ValueError(f"{what} is on device {device_of(a)} but the parameters are on {device_of(like)}")
+    return xp
+
+
+def _backend_word(a):
+    return "torch tensor" if is_torch(a) else "numpy array"
+
+
+def contiguous(a):
+    """``a`` laid out row-major (C order), copied only if it is not already.
+
+    The array API leaves memory layout to the library; rnnkit needs it in one place: a matmul
+    against a contiguous matrix runs OpenBLAS's fastest kernel (see ``cells.base.hidden_blocks``).
+    """
+    if is_torch(a):
+        return a.contiguous()
+    return np.ascontiguousarray(a)

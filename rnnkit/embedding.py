@@ -11,7 +11,7 @@ so the backward pass adds the upstream gradient of every position into the row o
 import numpy as np
 
 from .backend import device_of, namespace, no_autograd, resolve_dtype
-from .heads import _Layer
+from .params import Parameters
 
 __all__ = ["one_hot", "embedding_forward", "embedding_backward", "Embedding"]
 
@@ -81,7 +81,7 @@ def embedding_backward(dout, cache):
 
     A repeated id accumulates the gradients of all its positions; the ``padding_idx`` row gets zero.
     The sum is computed as :math:`\mathrm{onehot}(\mathrm{ids})^\top\, \mathrm{dout}`, a block of
-    positions at a time to bound memory. Returns ``dW`` (shape of ``W``).
+    positions at a time to bound memory. Returns ``{"W": dW}`` (integer ids have no gradient).
     """
     ids, (num_embeddings, dim), padding_idx = cache
     xp = namespace(dout)
@@ -96,10 +96,10 @@ def embedding_backward(dout, cache):
         dW += onehot.T @ flat_dout[start : start + block]
     if padding_idx is not None:
         dW[padding_idx, :] = 0.0
-    return dW
+    return {"W": dW}
 
 
-class Embedding(_Layer):
+class Embedding(Parameters):
     r"""A learned lookup table, like ``torch.nn.Embedding``.
 
     ``params["weight"]`` has shape ``(num_embeddings, embedding_dim)``, initialised from
@@ -115,15 +115,12 @@ class Embedding(_Layer):
         weight = rng.standard_normal((num_embeddings, embedding_dim)).astype(resolve_dtype(dtype, "numpy"))
         if self.padding_idx is not None:
             weight[self.padding_idx] = 0.0
-        self.params = {"weight": weight}
-        self.grads = {}
-        self._cache = None
+        self._set_params({"weight": weight})
 
     def forward(self, ids):
         out, self._cache = embedding_forward(ids, self.params["weight"], self.padding_idx)
         return out
 
     def backward(self, dout):
-        self._check_forward_was_called()
-        self.grads = {"weight": embedding_backward(dout, self._cache)}
+        self.grads = {"weight": embedding_backward(dout, self._forward_cache())["W"]}
         return None

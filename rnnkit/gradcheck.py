@@ -26,8 +26,8 @@ perturbs those very arrays in place (and puts every entry back)::
     W = rng.standard_normal((4, 3)); h = rng.standard_normal((5, 2, 3)); d = rng.standard_normal((5, 2, 4))
     f = lambda: squared_error(linear_forward(h, W)[0], d)[0]
     y, cache = linear_forward(h, W)
-    dh, dW, _ = linear_backward(squared_error(y, d)[1], cache)
-    report = grad_check(f, {"W": W, "h": h}, {"W": dW, "h": dh})
+    grads = linear_backward(squared_error(y, d)[1]["y"], cache)      # {"h": dh, "W": dW}
+    report = grad_check(f, {"W": W, "h": h}, grads)
     print(report)          # a small table; report.passed is True when every check passed
 
 Only numpy **float64** arrays are accepted: float32 has about 7 significant digits, too few for

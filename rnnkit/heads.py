@@ -16,8 +16,9 @@ import math
 
 import numpy as np
 
-from .backend import is_torch, namespace, no_autograd, resolve_dtype, to_backend
+from .backend import namespace, no_autograd
 from .losses import softmax, softmax_backward
+from .params import Parameters, uniform
 
 __all__ = [
     "linear_forward",
@@ -34,7 +35,7 @@ __all__ = [
 
 
 # ---------------------------------------------------------------------------------------------------
-# functional layer: *_forward(...) -> (out, cache), *_backward(dout, cache) -> gradients
+# functional layer: *_forward(...) -> (out, cache), *_backward(dout, cache) -> {name: gradient}
 # ---------------------------------------------------------------------------------------------------
 
 
@@ -68,7 +69,7 @@ def linear_backward(dy, cache):
               \frac{\partial E}{\partial b_y} = \sum_t \frac{\partial E}{\partial y_t}
 
     The weights are shared by every step (and every batch element), so their gradients are sums over
-    all leading axes. Returns ``(dh, dW, db)`` (``db`` is ``None`` without a bias).
+    all leading axes. Returns ``{"h": dh, "W": dW, "b": db}`` (no ``"b"`` without a bias).
     """
     h, W, has_bias = cache
     xp = namespace(dy, W)
@@ -78,9 +79,10 @@ def linear_backward(dy, cache):
     dh = xp.matmul(dy, W)
     dy_rows = xp.reshape(dy, (-1, W.shape[0]))  # every (step, batch) position is one row
     h_rows = xp.reshape(h, (-1, W.shape[1]))
-    dW = dy_rows.T @ h_rows
-    db = xp.sum(dy_rows, axis=0) if has_bias else None
-    return dh, dW, db
+    grads = {"h": dh, "W": dy_rows.T @ h_rows}
+    if has_bias:
+        grads["b"] = xp.sum(dy_rows, axis=0)
+    return grads
 
 
 @no_autograd
@@ -94,9 +96,9 @@ def softmax_head_forward(h, W, b=None):
 @no_autograd
 def softmax_head_backward(dp, cache):
     r"""Backward pass of :func:`softmax_head_forward`: through the softmax
-    (:func:`rnnkit.losses.softmax_backward`), then the linear map. Returns ``(dh, dW, db)``."""
+    (:func:`rnnkit.losses.softmax_backward`), then the linear map. Returns ``{"h": dh, "W": dW, "b": db}``."""
     linear_cache, p = cache
-    return linear_backward(softmax_backward(dp, p, axis=-1), linear_cache)
+    return linear_backward(softmax_backward(dp, p, axis=-1)["logits"], linear_cache)
 
 
 @no_autograd
@@ -108,9 +110,9 @@ def tanh_forward(z):
 
 @no_autograd
 def tanh_backward(da, cache):
-    r""":math:`\partial E/\partial z = \partial E/\partial a \odot (1 - a^2)`."""
+    r""":math:`\partial E/\partial z = \partial E/\partial a \odot (1 - a^2)`. Returns ``{"z": dz}``."""
     a = cache
-    return da * (1 - a * a)
+    return {"z": da * (1 - a * a)}
 
 
 @no_autograd
@@ -122,10 +124,10 @@ def relu_forward(z):
 
 @no_autograd
 def relu_backward(da, cache):
-    r""":math:`\partial E/\partial z = \partial E/\partial a \odot [z > 0]`."""
+    r""":math:`\partial E/\partial z = \partial E/\partial a \odot [z > 0]`. Returns ``{"z": dz}``."""
     z = cache
     xp = namespace(da, z)
-    return xp.where(z > 0, da, xp.zeros_like(da))
+    return {"z": xp.where(z > 0, da, xp.zeros_like(da))}
 
 
 _ACTIVATIONS = {"tanh": (tanh_forward, tanh_backward), "relu": (relu_forward, relu_backward)}
@@ -139,10 +141,10 @@ _OUTPUTS = ("linear", "softmax")
 
 def _init_linear(rng, in_features, out_features, bias, dtype):
     """torch.nn.Linear's initialisation: weight and bias uniform in [-1/sqrt(in), 1/sqrt(in)]."""
-    dtype = resolve_dtype(dtype, "numpy")
-    bound = 1.0 / math.sqrt(in_features)
-    weight = rng.uniform(-bound, bound, (out_features, in_features)).astype(dtype)
-    return weight, (rng.uniform(-bound, bound, out_features).astype(dtype) if bias else None)
+    shapes = {"weight": (out_features, in_features)}
+    if bias:
+        shapes["bias"] = (out_features,)
+    return uniform(rng, 1.0 / math.sqrt(in_features), shapes, dtype)
 
 
 def _check_output(output):
@@ -150,45 +152,7 @@ def _check_output(output):
         raise ValueError(f"output={output!r}, expected one of {_OUTPUTS}")
 
 
-class _Layer:
-    """What the heads and :class:`rnnkit.embedding.Embedding` share: ``params`` / ``grads`` dicts named like
-    torch, ``__call__``, ``state_dict`` / ``load_state_dict`` and ``to``."""
-
-    def __call__(self, x):
-        return self.forward(x)
-
-    def state_dict(self):
-        return dict(self.params)
-
-    def load_state_dict(self, state):
-        """Copy arrays (numpy or torch tensors, e.g. a torch module's ``state_dict()``) into ``params``,
-        after checking names and shapes. The arrays keep their backend: a torch state dict makes a torch layer."""
-        missing, unexpected = set(self.params) - set(state), set(state) - set(self.params)
-        if missing or unexpected:
-            raise KeyError(f"state dict mismatch: missing {sorted(missing)}, unexpected {sorted(unexpected)}")
-        for name, value in state.items():
-            if tuple(value.shape) != tuple(self.params[name].shape):
-                raise ValueError(f"{name} has shape {tuple(value.shape)}, expected {tuple(self.params[name].shape)}")
-        for name, value in state.items():
-            backend = "torch" if is_torch(value) else "numpy"
-            self.params[name] = to_backend(value, backend)  # a copy
-        return self
-
-    def to(self, backend=None, device=None, dtype=None):
-        """Move the parameters to ``backend`` ("numpy" or "torch"), ``device`` and ``dtype``, in place;
-        ``None`` keeps what they have. Returns ``self``."""
-        for name, value in self.params.items():
-            current = "torch" if is_torch(value) else "numpy"
-            self.params[name] = to_backend(value, backend or current, device=device, dtype=dtype)
-        self.grads = {}
-        return self
-
-    def _check_forward_was_called(self):
-        if self._cache is None:
-            raise RuntimeError("backward() called before forward()")
-
-
-class Linear(_Layer):
+class Linear(Parameters):
     r"""Per-step linear head :math:`y_t = W_y h_t + b_y` (optionally followed by a softmax), like
     ``torch.nn.Linear``.
 
@@ -201,11 +165,8 @@ class Linear(_Layer):
 
     def __init__(self, in_features, out_features, bias=True, output="linear", *, seed=None, dtype="float64"):
         _check_output(output)
-        weight, b = _init_linear(np.random.default_rng(seed), in_features, out_features, bias, dtype)
-        self.params = {"weight": weight} if b is None else {"weight": weight, "bias": b}
         self.output = output
-        self.grads = {}
-        self._cache = None
+        self._set_params(_init_linear(np.random.default_rng(seed), in_features, out_features, bias, dtype))
 
     def forward(self, h):
         head_forward = softmax_head_forward if self.output == "softmax" else linear_forward
@@ -213,14 +174,13 @@ class Linear(_Layer):
         return y
 
     def backward(self, dy):
-        self._check_forward_was_called()
         head_backward = softmax_head_backward if self.output == "softmax" else linear_backward
-        dh, dW, db = head_backward(dy, self._cache)
-        self.grads = {"weight": dW} if db is None else {"weight": dW, "bias": db}
-        return dh
+        grads = head_backward(dy, self._forward_cache())
+        self.grads = {name: grads[key] for name, key in (("weight", "W"), ("bias", "b")) if key in grads}
+        return grads["h"]
 
 
-class MLPHead(_Layer):
+class MLPHead(Parameters):
     r"""A deep (non-recurrent) output head applied at every step: Linear - act - ... - Linear.
 
     ``sizes = [H, hidden_1, ..., hidden_L, K]``, with the activation :math:`\phi` (tanh or ReLU) between
@@ -243,14 +203,11 @@ class MLPHead(_Layer):
         _check_output(output)
         rng = np.random.default_rng(seed)
         self.sizes, self.activation, self.output = list(sizes), activation, output
-        self.params = {}
+        params = {}
         for layer, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
-            weight, b = _init_linear(rng, n_in, n_out, bias, dtype)
-            self.params[f"layers.{2 * layer}.weight"] = weight
-            if b is not None:
-                self.params[f"layers.{2 * layer}.bias"] = b
-        self.grads = {}
-        self._cache = None
+            for name, p in _init_linear(rng, n_in, n_out, bias, dtype).items():
+                params[f"layers.{2 * layer}.{name}"] = p
+        self._set_params(params)
 
     @property
     def num_linear(self):
@@ -274,19 +231,19 @@ class MLPHead(_Layer):
         return a
 
     def backward(self, dy):
-        self._check_forward_was_called()
         _, act_backward = _ACTIVATIONS[self.activation]
-        caches = list(self._cache)
+        caches = list(self._forward_cache())
         grads = {}
         d = dy
         if self.output == "softmax":
-            d = softmax_backward(d, caches.pop(), axis=-1)
+            d = softmax_backward(d, caches.pop(), axis=-1)["logits"]
         for layer in reversed(range(self.num_linear)):
             if layer < self.num_linear - 1:
-                d = act_backward(d, caches.pop())
-            d, dW, db = linear_backward(d, caches.pop())
-            grads[f"layers.{2 * layer}.weight"] = dW
-            if db is not None:
-                grads[f"layers.{2 * layer}.bias"] = db
+                d = act_backward(d, caches.pop())["z"]
+            g = linear_backward(d, caches.pop())
+            d = g["h"]
+            grads[f"layers.{2 * layer}.weight"] = g["W"]
+            if "b" in g:
+                grads[f"layers.{2 * layer}.bias"] = g["b"]
         self.grads = {name: grads[name] for name in self.params}  # same order as params
         return d

@@ -63,9 +63,7 @@ def from_torch(module, backend="numpy"):
     if set(params) != set(m.params):
         raise ValueError(f"parameter names differ: torch has {sorted(params)}, rnnkit expects {sorted(m.params)}")
     device = next(iter(params.values())).device if backend == "torch" else None
-    m.params = {name: to_backend(params[name], backend, device=device) for name in m.params}
-    m.zero_grad()
-    return m
+    return m.load_state_dict({name: to_backend(p, backend, device=device) for name, p in params.items()})
 
 
 def to_torch(m):

@@ -1,7 +1,9 @@
 r"""Losses: softmax cross-entropy and squared error.
 
-Every loss returns ``(loss, dinput)``: the scalar loss (a 0-d array of the input's backend, ``float(loss)``
-gives a number) and its gradient with respect to the network's output, ready to be fed backwards.
+Every loss returns ``(loss, grads)``: the scalar loss (a 0-d array of the input's backend, ``float(loss)``
+gives a number) and, like every backward in rnnkit, a dict of gradients named after what they are the
+gradient of: ``grads["logits"]`` (cross-entropy) or ``grads["y"]`` (squared error), ready to be fed
+backwards. Targets are data and have no gradient.
 
 A sequence model produces one output per time step and the course adds one loss per step into the
 total, :math:`E = \sum_t E_t`. That is ``reduction="sum"`` (the default) over a ``(T, B, V)`` array of
@@ -39,11 +41,11 @@ def softmax_backward(dprobs, probs, axis=-1):
     .. math:: \frac{\partial E}{\partial z_i} = p_i \Big(\frac{\partial E}{\partial p_i}
               - \sum_j \frac{\partial E}{\partial p_j} p_j\Big)
 
-    (When the softmax feeds a cross-entropy, use :func:`cross_entropy` on the logits instead:
-    the combined gradient is simply :math:`p - \mathrm{onehot}(c)`.)
+    Returns ``{"logits": dz}``. (When the softmax feeds a cross-entropy, use :func:`cross_entropy` on the
+    logits instead: the combined gradient is simply :math:`p - \mathrm{onehot}(c)`.)
     """
     xp = namespace(dprobs, probs)
-    return probs * (dprobs - xp.sum(dprobs * probs, axis=axis, keepdims=True))
+    return {"logits": probs * (dprobs - xp.sum(dprobs * probs, axis=axis, keepdims=True))}
 
 
 @no_autograd
@@ -77,7 +79,7 @@ def cross_entropy(logits, targets, ignore_index=None, reduction="sum"):
     and are not counted in :math:`N`, exactly like ``torch.nn.functional.cross_entropy``. If every position
     is ignored, the mean is ``nan`` (0/0), as in torch.
 
-    Returns ``(loss, dlogits)``: a 0-d array and an array shaped like ``logits``.
+    Returns ``(loss, {"logits": dlogits})``: a 0-d array and the gradient, shaped like ``logits``.
     """
     xp = namespace(logits, targets)
     _check_reduction(reduction)
@@ -115,7 +117,7 @@ def cross_entropy(logits, targets, ignore_index=None, reduction="sum"):
         n = xp.sum(keep)
         loss = loss / n
         dlogits = dlogits / n
-    return loss, dlogits
+    return loss, {"logits": dlogits}
 
 
 @no_autograd
@@ -133,7 +135,7 @@ def squared_error(y, target, reduction="sum", mask=None):
     the number of scalar entries that count (all of ``y.size`` without a mask), so that
     ``2 * E == mse_loss(y, d)`` (torch's default mean).
 
-    Returns ``(loss, dy)``.
+    Returns ``(loss, {"y": dy})``.
     """
     xp = namespace(y, target, mask)
     _check_reduction(reduction)
@@ -155,4 +157,4 @@ def squared_error(y, target, reduction="sum", mask=None):
         n = xp.sum(weights)
         loss = loss / n
         dy = dy / n
-    return loss, dy
+    return loss, {"y": dy}

@@ -10,13 +10,14 @@ seq2seq       sequence → sequence of any length  :class:`Seq2Seq`: encoder's f
 ============  ================================  =====================================================
 
 Every model exposes ``params`` and ``grads`` as one dict with prefixed names (``"rnn.weight_ih_l0"``,
-``"head.weight"``), so an optimizer from :mod:`rnnkit.optim` updates all parts at once::
+``"head.weight"``), so an optimizer from :mod:`rnnkit.optim` updates all parts at once, and has the
+parameter methods of every layer (``state_dict``, ``load_state_dict``, ``to``, ``zero_grad``, …)::
 
     model = ManyToOne(rnnkit.GRU(8, 32), rnnkit.Linear(32, 10))
     opt = rnnkit.Adam(model.params, lr=1e-2)
     logits = model(x, lengths=lengths)
-    loss, dlogits = rnnkit.cross_entropy(logits, y, reduction="mean")
-    model.backward(dlogits)
+    loss, grads = rnnkit.cross_entropy(logits, y, reduction="mean")
+    model.backward(grads["logits"])
     opt.step(model.grads)
 
 Decoders (one-to-many and seq2seq) read token ids through an :class:`~rnnkit.embedding.Embedding`,
@@ -28,13 +29,15 @@ from __future__ import annotations
 from .backend import namespace
 from .embedding import Embedding
 from .heads import Linear, tanh_backward, tanh_forward
+from .params import Parameters
 from .text import BOS_ID, EOS_ID, sample_from_logits
 
 __all__ = ["ManyToOne", "ManyToMany", "OneToMany", "Seq2Seq", "shift_right"]
 
 
-class Model:
-    """Parts (recurrent modules, heads, embeddings) under one ``params`` / ``grads`` dict."""
+class Model(Parameters):
+    """Parts (recurrent modules, heads, embeddings) under one ``params`` / ``grads`` dict, named
+    ``"{part}.{parameter}"``; the parameter methods act on every part."""
 
     parts: dict
 
@@ -46,14 +49,14 @@ class Model:
     def grads(self) -> dict:
         return {f"{name}.{key}": value for name, part in self.parts.items() for key, value in part.grads.items()}
 
-    def to(self, backend=None, device=None, dtype=None):
-        """Move every part (see ``RNN.to``); returns ``self``."""
-        for part in self.parts.values():
-            part.to(backend=backend, device=device, dtype=dtype)
-        return self
+    def _set_params(self, params):
+        for name, part in self.parts.items():
+            prefix = name + "."
+            part._set_params({key[len(prefix) :]: value for key, value in params.items() if key.startswith(prefix)})
 
-    def __call__(self, *args, **kwargs):
-        return self.forward(*args, **kwargs)
+    def zero_grad(self):
+        for part in self.parts.values():
+            part.zero_grad()
 
     def __repr__(self):
         inner = ", ".join(f"{name}={part!r}" for name, part in self.parts.items())
@@ -190,7 +193,7 @@ class OneToMany(_Decoder):
     def backward(self, dlogits):
         d_state0 = self._decode_backward(dlogits)
         dh0 = d_state0[0] if isinstance(d_state0, tuple) else d_state0
-        return self.parts["init"].backward(tanh_backward(dh0[0], self._init_cache))
+        return self.parts["init"].backward(tanh_backward(dh0[0], self._init_cache)["z"])
 
     def generate(self, v, max_len=20, temperature=0.0, rng=None):
         """Token-id lists generated from features ``v (B, F)``; temperature 0 is greedy."""

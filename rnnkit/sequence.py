@@ -1,8 +1,9 @@
-"""Unrolling any cell over time, and backpropagation through time (BPTT), by hand.
+"""The recurrence: any cell over time with BPTT, then layers × directions, by hand.
 
 Time-major: ``x (T, B, I)``, outputs ``hs (T, B, H)``, states ``(B, H)`` (LSTM: a pair).
 
-Forward, for t = 0 … T−1 (``reverse=True``: t = T−1 … 0)::
+One layer, one direction (:func:`sequence_forward` / :func:`sequence_backward`), for
+t = 0 … T−1 (``reverse=True``: t = T−1 … 0)::
 
     xw_t        = W_ih x_t + b_ih                       all T steps in one matmul
     state_t     = cell(xw_t, state_{t−1})               the recurrent part, step by step
@@ -18,27 +19,55 @@ Backward walks the steps in the opposite order; the gradient of the state flows 
 each step into the one before, and the weight gradients of all steps are computed after
 the loop in one matmul each (``dW_ih = Σ_t dxw_tᵀ x_t`` is a (G*H, T*B) @ (T*B, I) product).
 
-Masks (variable lengths): ``mask (T, B)`` of 0/1 (from lengths:
-``rnnkit.lengths_to_mask(lengths, T)``). A padded step (mask 0) changes neither
-the state nor any gradient: the state carries through (state_t = state_{t−1}), the output
-there is 0 (like torch's packed sequences padded with 0), the input there is ignored,
-and the final state of each sequence is its state after its last valid step. A padded
-batch gives what each sequence run alone gives.
+Masks (variable lengths): ``mask (T, B)`` of 0/1 (from lengths: :func:`lengths_to_mask`).
+A padded step (mask 0) changes neither the state nor any gradient: the state carries
+through (state_t = state_{t−1}), the output there is 0 (like torch's packed sequences
+padded with 0), the input there is ignored, and the final state of each sequence is its
+state after its last valid step. A padded batch gives what each sequence run alone gives.
+``reverse=True`` with a mask skips the padded tail, so each sequence is processed backwards
+within its own length (like torch's packed sequences) and ``hs[t]`` stays aligned with ``x[t]``.
 
-Reverse direction (bidirectional layers): ``reverse=True`` runs t = T−1 … 0; with a
-length mask the padded tail is skipped, so each sequence is processed backwards within
-its own length (like torch's packed sequences) and ``hs[t]`` stays aligned with ``x[t]``.
+Layers × directions (:func:`stacked_forward` / :func:`stacked_backward`), torch's layout:
+layer ℓ reads the merged outputs of layer ℓ−1; with ``bidirectional=True`` each layer runs
+a forward and a reverse direction and :func:`merge_forward` combines them ("concat" like
+torch, or "sum", "mul", "ave" like Keras). Parameters are named as torch names them:
+``weight_ih_l{ℓ}``, ``weight_hh_l{ℓ}``, ``bias_ih_l{ℓ}``, ``bias_hh_l{ℓ}`` (``…_reverse``
+for the reverse direction); states are ``(num_layers*D, B, H)``.
+
+Every ``*_backward`` returns one dict of gradients, keyed by what they are the gradient
+of: ``"x"``, the initial state (``"h0"``, LSTM also ``"c0"``) and each parameter by name.
 """
 
 from dataclasses import dataclass
 
 import numpy as np
 
-from .backend import device_of, namespace, no_autograd, zeros
+from .backend import asarray_like, check_like, device_of, namespace, no_autograd, to_numpy, zeros
 from .cells import get_cell
-from .cells.base import input_projection
+from .cells.base import check_choice, input_projection, with_transposed_blocks
 
-__all__ = ["sequence_forward", "sequence_backward", "lengths_to_mask", "as_bool_mask", "SequenceCache"]
+__all__ = [
+    "sequence_forward",
+    "sequence_backward",
+    "stacked_forward",
+    "stacked_backward",
+    "merge_forward",
+    "merge_backward",
+    "lengths_to_mask",
+    "as_bool_mask",
+    "padding_mask",
+    "initial_state",
+    "layer_params",
+    "stacked_param_shapes",
+    "MERGE_MODES",
+    "SequenceCache",
+    "StackedCache",
+]
+
+MERGE_MODES = ("concat", "sum", "mul", "ave")
+
+
+# ----------------------------------------------------------------------------- masks
 
 
 def lengths_to_mask(lengths, T=None, batch_first=False, dtype=None):
@@ -60,16 +89,106 @@ def lengths_to_mask(lengths, T=None, batch_first=False, dtype=None):
     return mask.T if batch_first else mask
 
 
-def as_bool_mask(mask, T, B, xp=None):
-    """Check a ``(T, B)`` mask of 0/1 (or booleans) and return it as booleans."""
-    xp = namespace(mask) if xp is None else xp
-    if tuple(mask.shape) != (T, B):
-        raise ValueError(f"mask must have shape (T, B) = ({T}, {B}), got {tuple(mask.shape)}")
-    if mask.dtype == xp.bool:
-        return mask
-    if not bool(xp.all((mask == 0) | (mask == 1))):
-        raise ValueError("mask must contain only 0 and 1 (or booleans)")
-    return mask != 0
+def as_bool_mask(mask, T, B, batch_first=False, hint=""):
+    """Check a mask of 0/1 (or booleans), ``(T, B)`` or ``(B, T)`` with ``batch_first``, and
+    return it as ``(T, B)`` booleans (``hint`` is added to the shape error)."""
+    xp = namespace(mask)
+    expected = (B, T) if batch_first else (T, B)
+    if tuple(mask.shape) != expected:
+        layout = "(B, T)" if batch_first else "(T, B)"
+        raise ValueError(f"mask must have shape {layout} = {expected}{hint}, got {tuple(mask.shape)}")
+    if mask.dtype != xp.bool:
+        if not bool(xp.all((mask == 0) | (mask == 1))):
+            raise ValueError("mask must contain only 0 and 1 (or booleans)")
+        mask = mask != 0
+    return mask.T if batch_first else mask
+
+
+def padding_mask(T, B, lengths=None, mask=None, batch_first=False, like=None):
+    """The ``(T, B)`` boolean mask of the real steps from ``lengths`` (B integers in 1 … T) or
+    ``mask`` (0/1, see :func:`as_bool_mask`), in the backend of the array ``like``; ``None`` when
+    neither is given or nothing is padded."""
+    if lengths is not None and mask is not None:
+        raise ValueError("give either lengths or mask, not both")
+    if mask is not None:
+        mask = as_bool_mask(mask, T, B, batch_first, hint=" like x without its feature axis")
+        return asarray_like(to_numpy(mask), like)
+    if lengths is None:
+        return None
+    lengths = to_numpy(lengths)
+    if lengths.shape != (B,):
+        raise ValueError(f"lengths must have one entry per sequence, shape ({B},), got shape {lengths.shape}")
+    if not np.issubdtype(lengths.dtype, np.integer):
+        raise TypeError(f"lengths must be integers, got dtype {lengths.dtype}")
+    if lengths.max() > T:
+        raise ValueError(f"lengths must be at most the sequence length T={T}, got a length of {lengths.max()}")
+    if lengths.min() < 1:
+        raise ValueError(f"lengths must be at least 1, got a length of {lengths.min()}")
+    if lengths.min() == T:
+        return None  # no padding: the fast path
+    return asarray_like(lengths_to_mask(lengths, T) != 0, like)
+
+
+# ------------------------------------------------------------------------ arguments
+
+
+def _check_x(x, like, features, expected, batch_first=False, layout="(T, B, I)"):
+    """``x``'s namespace, after checking that it is a non-empty 3-D array ``layout`` of ``like``'s
+    backend, dtype and device with ``features`` features (``expected`` says where that number
+    comes from)."""
+    xp = check_like(x, "x", like)
+    if len(x.shape) != 3:
+        hint = " (add a batch axis for a single sequence)" if len(x.shape) == 2 else ""
+        raise ValueError(f"x must be 3-D {layout}, got a {len(x.shape)}-D array of shape {tuple(x.shape)}{hint}")
+    if x.shape[-1] != features:
+        raise ValueError(f"x has {x.shape[-1]} features, expected {expected}")
+    T, B = (x.shape[1], x.shape[0]) if batch_first else (x.shape[0], x.shape[1])
+    if T == 0:
+        raise ValueError("x is an empty sequence (T=0 steps); a sequence needs at least one step")
+    if B == 0:
+        raise ValueError("x has an empty batch (B=0)")
+    return xp
+
+
+def initial_state(state, cell, shape, like, names=("h0", "c0"), expected="shape (B, H) = {shape}", owner=None,
+                  pair="the initial state as a pair ({0}, {1}) of arrays"):
+    """``state`` as a tuple of parts (one array, LSTM: two), each of ``shape``, checked: a pair
+    for a cell with a cell state, one array otherwise (``state`` or either part may be ``None``
+    for zeros), of ``like``'s backend, dtype and device.
+
+    The rest words the errors: ``names`` of the parts, the ``expected`` shape (formatted with
+    ``shape``), the ``owner`` (default: the cell's title) and what it expects as a ``pair``, e.g.
+    "LSTM expects the initial state as a pair (h0, c0) of arrays, got ndarray" or
+    "h0 must have shape (B, H) = (3, 6), got (2, 6)".
+    """
+    cell = get_cell(cell)
+    owner = cell.title if owner is None else owner
+    xp = namespace(like)
+    if state is None:
+        return tuple(zeros(xp, shape, like) for _ in cell.state_names)
+    if cell.has_cell_state:
+        if not isinstance(state, (tuple, list)) or len(state) != 2:
+            raise TypeError(f"{owner} expects {pair.format(*names)}, got {type(state).__name__}")
+    elif isinstance(state, (tuple, list)):
+        raise TypeError(f"{owner} expects {names[0]} as one array, got a {type(state).__name__}")
+    parts = tuple(state) if cell.has_cell_state else (state,)
+    checked = []
+    for name, part in zip(names, parts):
+        if part is None:
+            part = zeros(xp, shape, like)
+        check_like(part, name, like)
+        if tuple(part.shape) != tuple(shape):
+            raise ValueError(f"{name} must have {expected.format(shape=tuple(shape))}, got {tuple(part.shape)}")
+        checked.append(part)
+    return tuple(checked)
+
+
+def _pack(cell, parts):
+    """A state from its parts: the pair for the LSTM, the one array otherwise."""
+    return tuple(parts) if cell.has_cell_state else parts[0]
+
+
+# ----------------------------------------------------------- one layer, one direction
 
 
 @dataclass
@@ -105,14 +224,6 @@ class SequenceCache:
         return tuple(xp.reshape(s[steps], (T * B, s.shape[-1])) for s in self.states)
 
 
-def _as_tuple(cell, state):
-    return tuple(state) if cell.has_cell_state else (state,)
-
-
-def _from_tuple(cell, parts):
-    return tuple(parts) if cell.has_cell_state else parts[0]
-
-
 @no_autograd
 def sequence_forward(cell, x, state0, params, mask=None, reverse=False, **options):
     """Run ``cell`` over the sequence ``x (T, B, I)`` from ``state0``.
@@ -130,20 +241,24 @@ def sequence_forward(cell, x, state0, params, mask=None, reverse=False, **option
     """
     cell = get_cell(cell)
     options = cell.resolve_options(options)
-    xp = namespace(x, *params.values())
-    if len(x.shape) != 3:
-        raise ValueError(f"x must be 3-D (T, B, I), got {len(x.shape)}-D with shape {tuple(x.shape)}")
-    T, B, I = x.shape
-    if T == 0:
-        raise ValueError("x is an empty sequence (T=0 steps); a sequence needs at least one step")
-    H = params["weight_hh"].shape[1]
-    if params["weight_ih"].shape[1] != I:
-        expected = params["weight_ih"].shape[1]
-        raise ValueError(f"x has {I} features, expected {expected} (weight_ih is {tuple(params['weight_ih'].shape)})")
+    W_ih = params["weight_ih"]
+    _check_x(x, W_ih, W_ih.shape[1], f"{W_ih.shape[1]} (weight_ih is {tuple(W_ih.shape)})")
+    T, B, _ = x.shape
+    state = initial_state(state0, cell, (B, params["weight_hh"].shape[1]), x)
+    mask = None if mask is None else as_bool_mask(mask, T, B)
+    namespace(x, mask)  # one backend for both
+    hs, state_T, cache = _scan(cell, options, x, state, params, mask, reverse)
+    return hs, _pack(cell, state_T), cache
 
-    state = _initial_state(cell, state0, xp, B, H, x)
+
+def _scan(cell, options, x, state, params, mask, reverse):
+    """The loop of :func:`sequence_forward`, on checked arguments (``state`` a tuple of parts,
+    ``mask`` ``(T, B)`` booleans or None); the final state comes back as a tuple of parts."""
+    xp = namespace(x)
+    T, B, I = x.shape
+    H = params["weight_hh"].shape[1]
     if mask is not None:
-        mask = as_bool_mask(mask, T, B, namespace(x, mask))[:, :, None]
+        mask = mask[:, :, None]
         x = xp.where(mask, x, 0.0)  # inputs at padded steps are ignored
 
     x_rows = xp.reshape(x, (T * B, I))
@@ -151,21 +266,18 @@ def sequence_forward(cell, x, state0, params, mask=None, reverse=False, **option
     # b_ih in the input projection of all steps, and the steps run without it
     fold = params.get("bias_hh") is not None and cell.bias_hh_adds(**options)
     XW = xp.reshape(input_projection(x_rows, params, with_bias_hh=fold), (T, B, cell.num_gates * H))
-    step_params = {**params, "bias_hh": None} if fold else params
+    step_params = with_transposed_blocks({**params, "bias_hh": None} if fold else params, cell.num_gates)
 
     states = tuple(xp.empty((T + 1, B, H), dtype=x.dtype, device=device_of(x)) for _ in state)
     first, shift = (T, 0) if reverse else (0, 1)  # state after step t is states[t + shift]
     for buffer, part in zip(states, state):
         buffer[first] = part
     core_caches = [None] * T
-    steps = range(T - 1, -1, -1) if reverse else range(T)
-    for t in steps:
+    for t in range(T - 1, -1, -1) if reverse else range(T):
         # the cell reads the state before step t from the buffer and writes the new one into it
         prev = tuple(buffer[t + 1 - shift] for buffer in states)
         new = tuple(buffer[t + shift] for buffer in states)
-        _, core_caches[t] = cell.core_forward(
-            XW[t], _from_tuple(cell, prev), step_params, out=_from_tuple(cell, new), **options
-        )
+        _, core_caches[t] = cell.core_forward(XW[t], _pack(cell, prev), step_params, out=_pack(cell, new), **options)
         if mask is not None:
             for part, before in zip(new, prev):
                 part[...] = xp.where(mask[t], part, before)
@@ -176,8 +288,7 @@ def sequence_forward(cell, x, state0, params, mask=None, reverse=False, **option
     # the final state, a copy for the same reason (each sequence's state after its last valid step)
     last = 0 if reverse else T
     state_T = tuple(xp.asarray(buffer[last], copy=True) for buffer in states)
-    cache = SequenceCache(cell, options, params, x_rows, states, core_caches, mask, reverse, (T, B, I))
-    return hs, _from_tuple(cell, state_T), cache
+    return hs, state_T, SequenceCache(cell, options, params, x_rows, states, core_caches, mask, reverse, (T, B, I))
 
 
 @no_autograd
@@ -200,31 +311,33 @@ def sequence_backward(dhs, dstate_T, cache, truncate=None):
     calling ``h.detach()`` before steps k, 2k, … in torch. ``truncate >= T`` is full BPTT
     (the gradient into ``state0`` is never cut).
 
-    Returns ``(dx, dstate0, grads)``: ``dx (T, B, I)``, the gradient of ``state0`` and a
-    dict of parameter gradients.
+    Returns a dict: ``"x"`` ``(T, B, I)``, ``"h0"`` (LSTM also ``"c0"``) ``(B, H)``, and the
+    gradient of each parameter under its name.
     """
+    if truncate is not None and (not isinstance(truncate, int) or isinstance(truncate, bool) or truncate < 1):
+        raise ValueError(f"truncate must be a positive integer or None, got {truncate!r}")
     c = cache
     cell, xp = c.cell, namespace(c.x)
     T, B, I = c.shape
     H = c.states[0].shape[-1]
-    if truncate is not None and (not isinstance(truncate, int) or isinstance(truncate, bool) or truncate < 1):
-        raise ValueError(f"truncate must be a positive integer or None, got {truncate!r}")
-
     like = c.states[0][0]
-    dstate = _as_tuple(cell, dstate_T) if dstate_T is not None else (None,) * len(c.states)
-    dstate = tuple(zeros(xp, (B, H), like) if d is None else d for d in dstate)
-    if dhs is not None and c.mask is not None:
-        dhs = xp.where(c.mask, dhs, 0.0)  # outputs at padded steps are constant 0
+    dstate = initial_state(dstate_T, cell, (B, H), like, names=("dh_T", "dc_T"), owner="sequence_backward",
+                           expected="the shape of the final state, {shape}", pair="dstate_T=({0}, {1})")
+    if dhs is not None:
+        check_like(dhs, "dhs", like)
+        if tuple(dhs.shape) != (T, B, H):
+            raise ValueError(f"dhs must have the shape of hs, {(T, B, H)}, got {tuple(dhs.shape)}")
+        if c.mask is not None:
+            dhs = xp.where(c.mask, dhs, 0.0)  # outputs at padded steps are constant 0
     cut = _truncation_cuts(xp, c.mask, c.reverse, T, truncate)
 
     dXW = xp.empty((T, B, cell.num_gates * H), dtype=like.dtype, device=device_of(like))
-    steps = range(T) if c.reverse else range(T - 1, -1, -1)
-    for t in steps:
+    for t in range(T) if c.reverse else range(T - 1, -1, -1):
         if dhs is not None:
             dstate = (dstate[0] + dhs[t],) + dstate[1:]
         # the cell writes dxw_t straight into its rows of dXW
-        dxw, dprev = cell.core_backward(_from_tuple(cell, dstate), c.core_caches[t], out=dXW[t])
-        dprev = _as_tuple(cell, dprev)
+        dxw, dprev = cell.core_backward(_pack(cell, dstate), c.core_caches[t], out=dXW[t])
+        dprev = dprev if cell.has_cell_state else (dprev,)
         if c.mask is not None:
             # padded rows: dxw is 0 (their dstate part was not used) and dstate passes through
             valid = c.mask[t]
@@ -235,27 +348,11 @@ def sequence_backward(dhs, dstate_T, cache, truncate=None):
         dstate = dprev
 
     dxw_rows = xp.reshape(dXW, (T * B, cell.num_gates * H))
-    grads = cell.param_grads(
-        c.params, c.x, dxw_rows, c.states_prev(), c.states_after(), c.core_caches, **c.options
-    )
-    dx = xp.reshape(dxw_rows @ c.params["weight_ih"], (T, B, I))
-    return dx, _from_tuple(cell, dstate), grads
-
-
-def _initial_state(cell, state0, xp, B, H, like):
-    if state0 is None:
-        return tuple(zeros(xp, (B, H), like) for _ in range(2 if cell.has_cell_state else 1))
-    parts = _as_tuple(cell, state0)
-    names = ("h0", "c0") if cell.has_cell_state else ("h0",)
-    out = []
-    for name, part in zip(names, parts):
-        if part is None:
-            part = zeros(xp, (B, H), like)
-        namespace(like, part)
-        if tuple(part.shape) != (B, H):
-            raise ValueError(f"{name} must have shape (B, H) = ({B}, {H}), got {tuple(part.shape)}")
-        out.append(part)
-    return tuple(out)
+    grads = {"x": xp.reshape(dxw_rows @ c.params["weight_ih"], (T, B, I))}
+    grads.update(zip(("h0", "c0"), dstate))
+    grads.update(cell.param_grads(c.params, c.x, dxw_rows, c.states_prev(), c.states_after(), c.core_caches,
+                                  **c.options))
+    return grads
 
 
 def _truncation_cuts(xp, mask, reverse, T, truncate):
@@ -280,3 +377,209 @@ def _truncation_cuts(xp, mask, reverse, T, truncate):
         cuts[t] = valid & (done > 0) & (done % truncate == 0)
         done = done + xp.astype(valid, xp.int64)
     return cuts
+
+
+# ------------------------------------------------------------------- merging directions
+
+
+@no_autograd
+def merge_forward(h_fwd, h_bwd, mode="concat"):
+    """Combine the outputs of the two directions of a bidirectional layer:
+
+        concat: [h_fwd, h_bwd] (…, 2H) (torch)    sum: h_fwd + h_bwd    mul: h_fwd ⊙ h_bwd
+        ave:    (h_fwd + h_bwd) / 2                                       (Keras's merge modes)
+
+    Returns ``(out, cache)``; only "mul" keeps the outputs (its gradient needs them).
+    """
+    check_choice("merge_mode", mode, MERGE_MODES)
+    xp = namespace(h_fwd, h_bwd)
+    if mode == "concat":
+        return xp.concat([h_fwd, h_bwd], axis=-1), (mode, None)
+    if mode == "sum":
+        return h_fwd + h_bwd, (mode, None)
+    if mode == "mul":
+        return h_fwd * h_bwd, (mode, (h_fwd, h_bwd))
+    return (h_fwd + h_bwd) / 2, (mode, None)
+
+
+@no_autograd
+def merge_backward(d_out, cache):
+    """Backward of :func:`merge_forward`: ``{"h_fwd": …, "h_bwd": …}``.
+
+        concat: the two halves of d_out    sum: d_out, d_out    mul: d_out ⊙ h_bwd, d_out ⊙ h_fwd
+        ave:    d_out / 2, d_out / 2
+    """
+    mode, kept = cache
+    if mode == "concat":
+        H = d_out.shape[-1] // 2
+        return {"h_fwd": d_out[..., :H], "h_bwd": d_out[..., H:]}
+    if mode == "sum":
+        return {"h_fwd": d_out, "h_bwd": d_out}
+    if mode == "mul":
+        h_fwd, h_bwd = kept
+        return {"h_fwd": d_out * h_bwd, "h_bwd": d_out * h_fwd}
+    return {"h_fwd": d_out / 2, "h_bwd": d_out / 2}
+
+
+# ------------------------------------------------------------- layers × directions
+
+
+def _suffix(layer, direction):
+    return f"_l{layer}" + ("_reverse" if direction == 1 else "")
+
+
+def layer_params(params, layer, direction=0):
+    """The parameters of one layer and direction of a stack, under the cell's names
+    (``weight_ih_l1_reverse`` → ``weight_ih``)."""
+    suffix = _suffix(layer, direction)
+    return {name[: -len(suffix)]: p for name, p in params.items() if name.endswith(suffix)}
+
+
+def stacked_param_shapes(cell, input_size, hidden_size, num_layers=1, bidirectional=False, merge_mode="concat",
+                         bias=True, **options):
+    """``{name: shape}`` of a stack's parameters in torch's order and names; layer ℓ > 0 reads
+    the merged outputs of the layer below (2H features for concat, H otherwise)."""
+    cell = get_cell(cell)
+    D = 2 if bidirectional else 1
+    below = 2 * hidden_size if bidirectional and merge_mode == "concat" else hidden_size
+    shapes = {}
+    for layer in range(num_layers):
+        sizes = cell.param_shapes(input_size if layer == 0 else below, hidden_size, bias, **options)
+        for direction in range(D):
+            shapes.update({name + _suffix(layer, direction): shape for name, shape in sizes.items()})
+    return shapes
+
+
+def _check_stack_params(params, num_layers, D):
+    expected = {_suffix(layer, d) for layer in range(num_layers) for d in range(D)}
+    for name in ("weight_ih", "weight_hh"):
+        missing = sorted(name + s for s in expected if name + s not in params)
+        if missing:
+            raise KeyError(f"params has no {', '.join(missing)} (num_layers={num_layers}, "
+                           f"{'bidirectional' if D == 2 else 'one direction'})")
+
+
+@dataclass
+class StackedCache:
+    """What :func:`stacked_backward` needs from :func:`stacked_forward`: per layer, the
+    :class:`SequenceCache` of each direction and the merge cache; the merge cache of the last
+    outputs (``return_sequences=False``); and the layout of ``out``."""
+
+    cell: object
+    layers: list
+    top: object
+    out_shape: tuple
+    state_shape: tuple
+    batch_first: bool
+    return_sequences: bool
+    like: object
+
+
+@no_autograd
+def stacked_forward(cell, x, state0, params, num_layers=1, *, bidirectional=False, merge_mode="concat",
+                    batch_first=False, lengths=None, mask=None, return_sequences=True, **options):
+    """``num_layers`` layers of ``cell`` over ``x``, each in one or two directions (torch's RNN/GRU/LSTM).
+
+        h^(ℓ)_t = cell(h^(ℓ−1)_t, h^(ℓ)_{t−1}),   h^(0)_t = x_t                     (forward direction)
+        bidirectional: the reverse direction runs t = T−1 … 0 and the layer outputs merge(h→_t, h←_t)
+
+    ``x`` is ``(T, B, I)`` (``(B, T, I)`` with ``batch_first``); ``state0`` is
+    ``(num_layers*D, B, H)`` (LSTM: a pair), row ``ℓ*D + d`` for layer ℓ and direction d, or
+    ``None`` for zeros; ``params`` are named like torch's (see :func:`stacked_param_shapes`).
+    Variable lengths: ``lengths`` (B integers in 1 … T) or ``mask`` (0/1, shaped like ``x``
+    without its feature axis). ``options`` are the cell's.
+
+    Returns ``(out, h_n, cache)``: ``out`` ``(T, B, D*H)`` for "concat", ``(T, B, H)`` for the
+    other merge modes (batch first with ``batch_first``); with ``return_sequences=False`` the
+    last valid output of each sequence, ``(B, ·)`` (the forward direction's at the sequence's last
+    step, the reverse direction's at step 0: the top layer's rows of ``h_n``). ``h_n`` is the
+    final state, shaped like ``state0``.
+    """
+    cell = get_cell(cell)
+    options = cell.resolve_options(options)
+    check_choice("merge_mode", merge_mode, MERGE_MODES)
+    D = 2 if bidirectional else 1
+    _check_stack_params(params, num_layers, D)
+    W_ih = params["weight_ih_l0"]
+    layout = "(B, T, input_size)" if batch_first else "(T, B, input_size)"
+    xp = _check_x(x, W_ih, W_ih.shape[1], f"input_size={W_ih.shape[1]}", batch_first, layout)
+    if batch_first:
+        x = xp.permute_dims(x, (1, 0, 2))
+    T, B, _ = x.shape
+    H = params["weight_hh_l0"].shape[1]
+    mask = padding_mask(T, B, lengths, mask, batch_first, like=x)
+    state = initial_state(state0, cell, (num_layers * D, B, H), x,
+                          expected="shape (num_layers*num_directions, B, hidden_size) = {shape}")
+
+    layer_input, layers, finals = x, [], []
+    for layer in range(num_layers):
+        outs, caches = [], []
+        for direction in range(D):
+            s0 = tuple(part[layer * D + direction] for part in state)
+            p = layer_params(params, layer, direction)
+            hs, state_T, seq_cache = _scan(cell, options, layer_input, s0, p, mask, direction == 1)
+            outs.append(hs)
+            caches.append(seq_cache)
+            finals.append(state_T)
+        layer_input, merged = merge_forward(*outs, merge_mode) if D == 2 else (outs[0], None)
+        layers.append((caches, merged))
+    h_n = tuple(xp.stack([f[k] for f in finals]) for k in range(len(state)))
+
+    top = None
+    if return_sequences:
+        out = xp.permute_dims(layer_input, (1, 0, 2)) if batch_first else layer_input
+    else:
+        out, top = merge_forward(*h_n[0][-D:], merge_mode) if D == 2 else (xp.asarray(h_n[0][-1], copy=True), None)
+    cache = StackedCache(cell, layers, top, tuple(out.shape), (num_layers * D, B, H), batch_first, return_sequences, W_ih)
+    return out, _pack(cell, h_n), cache
+
+
+@no_autograd
+def stacked_backward(d_out, d_h_n, cache, truncate=None):
+    """BPTT through :func:`stacked_forward`: each layer's input gradient flows into the layer below.
+
+    ``d_out`` is shaped like ``out`` (or ``None``), ``d_h_n`` like ``h_n`` (or ``None``; for the
+    LSTM either part of the pair may be ``None``). ``truncate=k`` truncates BPTT every k steps
+    (see :func:`sequence_backward`).
+
+    Returns a dict: ``"x"`` (shaped like ``x``), ``"h0"`` (LSTM also ``"c0"``) shaped like
+    ``state0``, and the gradient of each parameter under its name.
+    """
+    c = cache
+    cell, like = c.cell, c.like
+    xp = namespace(like)
+    L, D = len(c.layers), len(c.layers[0][0])
+    d_final = initial_state(d_h_n, cell, c.state_shape, like, names=("d_h_n", "d_c_n"), owner=f"{cell.title}.backward",
+                            expected="the shape of h_n, {shape}", pair="d_h_n=({0}, {1})")
+    d_rows = [[part[k] for part in d_final] for k in range(L * D)]  # per layer and direction
+    if d_out is not None:
+        check_like(d_out, "d_out", like)
+        if tuple(d_out.shape) != c.out_shape:
+            raise ValueError(f"d_out must have the shape of out, {c.out_shape}, got {tuple(d_out.shape)}")
+    d_layer_out = None
+    if c.return_sequences:
+        d_layer_out = xp.permute_dims(d_out, (1, 0, 2)) if c.batch_first and d_out is not None else d_out
+    elif d_out is not None:  # the last outputs are the top layer's rows of h_n
+        d_top = [d_out] if D == 1 else list(merge_backward(d_out, c.top).values())
+        for direction, d in enumerate(d_top):
+            d_rows[(L - 1) * D + direction][0] = d_rows[(L - 1) * D + direction][0] + d
+
+    grads, d_state0 = [None] * (L * D), [None] * (L * D)  # per layer and direction
+    for layer in reversed(range(L)):
+        caches, merged = c.layers[layer]
+        if d_layer_out is None:
+            d_outs = [None] * D
+        else:
+            d_outs = [d_layer_out] if D == 1 else list(merge_backward(d_layer_out, merged).values())
+        d_input = None
+        for direction in range(D):
+            k = layer * D + direction
+            g = sequence_backward(d_outs[direction], _pack(cell, d_rows[k]), caches[direction], truncate=truncate)
+            d_input = g.pop("x") if d_input is None else d_input + g.pop("x")
+            d_state0[k] = [g.pop(name) for name in ("h0", "c0")[: len(cell.state_names)]]
+            grads[k] = {name + _suffix(layer, direction): value for name, value in g.items()}
+        d_layer_out = d_input
+    dx = xp.permute_dims(d_layer_out, (1, 0, 2)) if c.batch_first else d_layer_out
+    out = {"x": dx}
+    out.update(zip(("h0", "c0"), (xp.stack([s[i] for s in d_state0]) for i in range(len(cell.state_names)))))
+    return {**out, **{name: value for row in grads for name, value in row.items()}}  # torch's order

@@ -46,6 +46,15 @@ def check_grads(f, arrays, analytic, entries=None, tol=1e-7):
     return worst
 
 
+def split_bptt(grads):
+    """The gradient dict of ``sequence_backward`` as ``(dx, dstate0, parameter gradients)``
+    (``dstate0`` a pair ``(dh0, dc0)`` for the LSTM)."""
+    grads = dict(grads)
+    dx = grads.pop("x")
+    dstate0 = (grads.pop("h0"), grads.pop("c0")) if "c0" in grads else grads.pop("h0")
+    return dx, dstate0, grads
+
+
 @pytest.fixture
 def rng():
     return np.random.default_rng(1234)

@@ -3,8 +3,10 @@
 rnnkit's hot loops take a few shortcuts that the equations in the docstrings do not show:
 
 * ``backend.tanh`` on numpy float64 arrays is computed as 2σ(2a) − 1 (numpy's float64 tanh
-  is slow on common CPUs), and the LSTM computes its candidate g the same way, so that one σ
-  call covers all four gates;
+  is slow on common CPUs), and the LSTM computes its candidate g the same way
+  (``cells.lstm.lstm_gates``), so that one σ call covers all four gates;
+* the hidden projection is computed gate block by gate block against a contiguous copy of
+  the blocks W_hkᵀ (``cells.base.hidden_projection``);
 * the cells write into arrays they are given (``out=``: a step's gate block, the sequence's
   state buffer, the rows of dXW) instead of returning new ones;
 * a sequence adds b_hh to the input projection of all steps at once when b_hh only adds to
@@ -20,7 +22,7 @@ import warnings
 import numpy as np
 import pytest
 import torch
-from conftest import rel_error
+from conftest import rel_error, split_bptt
 
 from rnnkit import LSTM, GRU, RNN
 from rnnkit.backend import matmul, multiply, namespace, sigmoid, tanh
@@ -217,7 +219,7 @@ def test_sequence_equals_a_loop_of_steps(name, options, bias, rng):
     state0, dstate_T = make_state(name, rng), make_state(name, rng)
     dhs = rng.standard_normal((T, B, H))
     hs, state_T, cache = sequence_forward(name, x, state0, p, **options)
-    dx, dstate0, grads = sequence_backward(dhs, dstate_T, cache)
+    dx, dstate0, grads = split_bptt(sequence_backward(dhs, dstate_T, cache))
     w_hs, w_state_T, w_dx, w_dstate0, w_grads = loop_of_steps(name, x, state0, p, dhs, dstate_T, options)
     assert rel_error(hs, w_hs) < 1e-13
     for a, b in zip(as_parts(name, state_T), as_parts(name, w_state_T)):
@@ -237,11 +239,11 @@ def test_outputs_do_not_share_memory_with_the_cache(name, options, rng):
     x, state0 = rng.standard_normal((T, B, I)), make_state(name, rng)
     dhs = rng.standard_normal((T, B, H))
     hs, state_T, cache = sequence_forward(name, x, state0, p, **options)
-    before = sequence_backward(dhs, None, cache)[2]
+    before = split_bptt(sequence_backward(dhs, None, cache))[2]
     hs[...] = 1e3
     for part in as_parts(name, state_T):
         part[...] = -1e3
-    after = sequence_backward(dhs, None, cache)[2]
+    after = split_bptt(sequence_backward(dhs, None, cache))[2]
     for k in before:
         np.testing.assert_array_equal(before[k], after[k])
 
@@ -254,7 +256,7 @@ def test_float32_stays_float32(name, options, rng):
     mask = np.ones((T, B))
     mask[4:, 0] = 0
     hs, state_T, cache = sequence_forward(name, x, None, p, mask=mask, **options)
-    dx, dstate0, grads = sequence_backward(rng.standard_normal((T, B, H)).astype(np.float32), None, cache, truncate=2)
+    dx, dstate0, grads = split_bptt(sequence_backward(rng.standard_normal((T, B, H)).astype(np.float32), None, cache, truncate=2))
     arrays = [hs, dx, *as_parts(name, state_T), *as_parts(name, dstate0), *grads.values(), *cache.states]
     for step in cache.core_caches:
         arrays += [a for a in step if isinstance(a, np.ndarray)]

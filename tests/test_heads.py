@@ -49,7 +49,8 @@ def test_linear_head_matches_torch_linear(backend, dtype, shape, bias):
     dy = rng.standard_normal(shape[:-1] + (4,)).astype(dtype)
 
     y, cache = linear_forward(to(backend, h), to(backend, W), None if b is None else to(backend, b))
-    dh, dW, db = linear_backward(to(backend, dy), cache)
+    g = linear_backward(to(backend, dy), cache)
+    dh, dW, db = g["h"], g["W"], g.get("b")
 
     ht = torch.from_numpy(h).requires_grad_(True)
     yt = torch_head(ht)
@@ -79,7 +80,8 @@ def test_linear_and_softmax_heads_gradcheck():
     d = rng.random((4, 2, 5))
 
     y, cache = linear_forward(h, W, b)
-    dh, dW, db = linear_backward(cross_entropy(y, targets)[1], cache)
+    g = linear_backward(cross_entropy(y, targets)[1]["logits"], cache)
+    dh, dW, db = g["h"], g["W"], g["b"]
     report = grad_check(
         lambda: cross_entropy(linear_forward(h, W, b)[0], targets)[0],
         {"h": h, "W": W, "b": b},
@@ -88,7 +90,8 @@ def test_linear_and_softmax_heads_gradcheck():
     assert report.passed, report
 
     p, cache = softmax_head_forward(h, W, b)  # a loss on the probabilities themselves
-    dh, dW, db = softmax_head_backward(squared_error(p, d)[1], cache)
+    g = softmax_head_backward(squared_error(p, d)[1]["y"], cache)
+    dh, dW, db = g["h"], g["W"], g["b"]
     report = grad_check(
         lambda: squared_error(softmax_head_forward(h, W, b)[0], d)[0],
         {"h": h, "W": W, "b": b},
@@ -137,7 +140,7 @@ def test_linear_class_softmax_output():
     h, d = rng.standard_normal((3, 2, 4)), rng.random((3, 2, 5))
     p = head.forward(h)
     np.testing.assert_allclose(p.sum(-1), 1.0, rtol=1e-14)
-    dh = head.backward(squared_error(p, d)[1])
+    dh = head.backward(squared_error(p, d)[1]["y"])
 
     def f():
         return squared_error(head.forward(h), d)[0]
@@ -181,7 +184,7 @@ def test_mlp_head_gradcheck(activation):
     rng = np.random.default_rng(5)
     head = MLPHead([4, 7, 5, 3], activation=activation, seed=6)
     h, targets = rng.standard_normal((5, 2, 4)), rng.integers(0, 3, (5, 2))
-    dh = head.backward(cross_entropy(head.forward(h), targets)[1])
+    dh = head.backward(cross_entropy(head.forward(h), targets)[1]["logits"])
 
     def f():
         return cross_entropy(head.forward(h), targets)[0]
@@ -218,7 +221,7 @@ def test_embedding_matches_torch(backend, dtype, padding_idx):
     dout = rng.standard_normal((7, 3, D)).astype(dtype)
 
     out, cache = embedding_forward(to(backend, ids), to(backend, W), padding_idx)
-    dW = embedding_backward(to(backend, dout), cache)
+    dW = embedding_backward(to(backend, dout), cache)["W"]
 
     Wt = torch.from_numpy(W).requires_grad_(True)
     out_t = torch.nn.functional.embedding(torch.from_numpy(ids), Wt, padding_idx=padding_idx)
@@ -240,14 +243,14 @@ def test_embedding_backward_in_blocks_equals_one_block(monkeypatch):
     _, cache = embedding_forward(ids, W)
     expected = np.zeros((V, D))
     np.add.at(expected, ids.reshape(-1), dout.reshape(-1, D))
-    np.testing.assert_allclose(embedding_backward(dout, cache), expected, rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(embedding_backward(dout, cache)["W"], expected, rtol=1e-12, atol=1e-14)
 
 
 def test_embedding_gradcheck():
     rng = np.random.default_rng(9)
     W, ids, d = rng.standard_normal((5, 3)), rng.integers(0, 5, (4, 2)), rng.standard_normal((4, 2, 3))
     out, cache = embedding_forward(ids, W)
-    dW = embedding_backward(squared_error(out, d)[1], cache)
+    dW = embedding_backward(squared_error(out, d)[1]["y"], cache)["W"]
     report = grad_check(lambda: squared_error(embedding_forward(ids, W)[0], d)[0], {"W": W}, {"W": dW})
     assert report.passed, report
 

@@ -15,7 +15,8 @@ CELLS = {"rnn": rnnkit.RNN, "gru": rnnkit.GRU, "lstm": rnnkit.LSTM}
 def check_model_gradients(model, loss_of_output, run):
     """Numerically check every parameter gradient of ``model`` for the loss of ``run()``."""
     out = run()
-    _, dout = loss_of_output(out)
+    _, grads = loss_of_output(out)
+    (dout,) = grads.values()  # the gradient of the loss with respect to the output
     model.backward(dout)
     analytic = {k: np.array(v) for k, v in model.grads.items()}
     report = grad_check(lambda: loss_of_output(run())[0], model.params, analytic, num_checks=12)
@@ -86,8 +87,8 @@ def test_seq2seq_learns_to_reverse():
     for _ in range(300):
         src = rng.integers(4, vocab, size=(T, 16))
         tgt = np.concatenate([src[::-1], np.full((1, 16), 3)])
-        _, dlogits = rnnkit.cross_entropy(model(src, tgt), tgt, reduction="mean")
-        model.backward(dlogits)
+        _, grads = rnnkit.cross_entropy(model(src, tgt), tgt, reduction="mean")
+        model.backward(grads["logits"])
         opt.step(model.grads)
     src = rng.integers(4, vocab, size=(T, 50))
     generated = model.generate(src, max_len=T + 1)

@@ -330,3 +330,42 @@ def test_import_rnnkit_does_not_import_torch():
     code = "import sys, rnnkit; rnnkit.LSTM(2, 3)(__import__('numpy').zeros((4, 1, 2))); print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_cell_base_takes_a_cell_name(rng):
+    from rnnkit.modules import RNNCellBase
+
+    c = RNNCellBase("lstm", I, H, seed=0)
+    assert list(c.params) == ["weight_ih", "weight_hh", "bias_ih", "bias_hh"] and c.weight_ih.shape == (4 * H, I)
+    h, cs = c(rng.standard_normal((B, I)))
+    assert h.shape == cs.shape == (B, H)
+
+
+def test_every_layer_has_torchs_parameter_methods(rng):
+    """One base for modules, cells, heads, embeddings and models: the same methods on all."""
+    from rnnkit import Embedding, Linear, ManyToOne, MLPHead
+
+    layers = [LSTM(I, H, 2, seed=0), GRUCell(I, H, seed=0), Linear(H, 3, seed=0), MLPHead([H, 5, 3], seed=0),
+              Embedding(7, I, seed=0), ManyToOne(GRU(I, H, seed=0), Linear(H, 3, seed=1))]
+    for layer in layers:
+        names = list(layer.params)
+        assert list(layer.state_dict()) == names == [n for n, _ in layer.named_parameters()]
+        assert all(a is b for a, b in zip(layer.parameters(), layer.params.values()))
+        assert set(layer.grads) == set(names) and not any(g.any() for g in layer.grads.values())
+        state = {k: np.full(v.shape, 0.5) for k, v in layer.state_dict().items()}
+        assert layer.load_state_dict(state) is layer
+        assert all(np.all(layer.params[k] == 0.5) and layer.params[k] is not state[k] for k in names)
+        layer.to(backend="torch", dtype="float32")
+        assert layer.backend == "torch" and layer.dtype == "float32"
+        with pytest.raises(KeyError, match="state dict mismatch"):
+            layer.load_state_dict({})
+
+
+def test_load_state_dict_from_a_torch_module(rng):
+    tm = torch.nn.GRU(I, H, 2, bidirectional=True, dtype=torch.float64)
+    m = GRU(I, H, 2, bidirectional=True).load_state_dict(tm.state_dict())
+    assert m.backend == "torch"  # the arrays keep their backend, like Linear's
+    x = torch.from_numpy(rng.standard_normal((T, B, I)))
+    with torch.no_grad():
+        expected, _ = tm(x)
+    np.testing.assert_allclose(m(x)[0].numpy(), expected.numpy(), rtol=1e-12, atol=1e-14)

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 import torch
-from conftest import check_grads, rel_error
+from conftest import check_grads, rel_error, split_bptt
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -64,7 +64,7 @@ def test_sequence_gradcheck_with_mask(name, options, reverse, rng):
         return scalar_loss(name, hs, state_T, p["w"], p["w_T"])
 
     _, _, cache = run()
-    dx, dstate0, grads = sequence_backward(p["w"], p["w_T"], cache)
+    dx, dstate0, grads = split_bptt(sequence_backward(p["w"], p["w_T"], cache))
     analytic = {"x": dx, **grads}
     arrays = {"x": p["x"], **p["params"]}
     for k, (s, d) in enumerate(zip(parts(name, p["state0"]), parts(name, dstate0))):
@@ -112,7 +112,7 @@ def test_truncated_bptt_gradcheck(name, options, reverse, rng):
     T, k, lengths = 7, 3, [7, 5, 2]
     p = random_problem(name, options, rng, T, len(lengths), lengths)
     _, _, cache = sequence_forward(name, p["x"], p["state0"], p["params"], mask=p["mask"], reverse=reverse, **options)
-    dx, dstate0, grads = sequence_backward(p["w"], p["w_T"], cache, truncate=k)
+    dx, dstate0, grads = split_bptt(sequence_backward(p["w"], p["w_T"], cache, truncate=k))
     loss = _chunked_truncated_loss(name, options, p, lengths, k, reverse)
     analytic = {"x": dx, **grads}
     arrays = {"x": p["x"], **p["params"]}
@@ -120,7 +120,7 @@ def test_truncated_bptt_gradcheck(name, options, reverse, rng):
         arrays[f"state0_{j}"], analytic[f"state0_{j}"] = s, d
     check_grads(loss, arrays, analytic, entries=30, tol=1e-7)
     # and truncation really changed something
-    _, _, full = sequence_backward(p["w"], p["w_T"], cache)
+    _, _, full = split_bptt(sequence_backward(p["w"], p["w_T"], cache))
     assert rel_error(full["weight_hh"], grads["weight_hh"]) > 1e-6
 
 
@@ -145,7 +145,7 @@ def test_padded_batch_equals_sequences_run_one_by_one(variant, lengths, extra, r
     hs, state_T, cache = sequence_forward(
         name, p["x"], p["state0"], p["params"], mask=p["mask"], reverse=reverse, **options
     )
-    dx, dstate0, grads = sequence_backward(p["w"], p["w_T"], cache, truncate=truncate)
+    dx, dstate0, grads = split_bptt(sequence_backward(p["w"], p["w_T"], cache, truncate=truncate))
 
     summed = {k: np.zeros_like(v) for k, v in grads.items()}
     for b, L in enumerate(lengths):
@@ -154,7 +154,7 @@ def test_padded_batch_equals_sequences_run_one_by_one(variant, lengths, extra, r
         x_b = p["x"][:L, b : b + 1]
         hs_b, state_b, cache_b = sequence_forward(name, x_b, s0, p["params"], reverse=reverse, **options)
         w_T = pack(name, [one(w) for w in parts(name, p["w_T"])])
-        dx_b, dstate0_b, grads_b = sequence_backward(p["w"][:L, b : b + 1], w_T, cache_b, truncate=truncate)
+        dx_b, dstate0_b, grads_b = split_bptt(sequence_backward(p["w"][:L, b : b + 1], w_T, cache_b, truncate=truncate))
         np.testing.assert_allclose(hs[:L, b : b + 1], hs_b, rtol=1e-12, atol=1e-13)
         assert np.all(hs[L:, b] == 0.0) and np.all(dx[L:, b] == 0.0)
         np.testing.assert_allclose(dx[:L, b : b + 1], dx_b, rtol=1e-12, atol=1e-13)
@@ -183,8 +183,8 @@ def test_truncate_at_least_T_is_full_bptt(variant, T, more, masked, reverse, see
     lengths = list(rng.integers(1, T + 1, size=3)) if masked else None
     p = random_problem(name, options, rng, T, 3, lengths)
     _, _, cache = sequence_forward(name, p["x"], p["state0"], p["params"], mask=p["mask"], reverse=reverse, **options)
-    full = sequence_backward(p["w"], p["w_T"], cache)
-    truncated = sequence_backward(p["w"], p["w_T"], cache, truncate=T + more)
+    full = split_bptt(sequence_backward(p["w"], p["w_T"], cache))
+    truncated = split_bptt(sequence_backward(p["w"], p["w_T"], cache, truncate=T + more))
     np.testing.assert_array_equal(full[0], truncated[0])
     for a, b in zip(parts(name, full[1]), parts(name, truncated[1])):
         np.testing.assert_array_equal(a, b)
@@ -223,7 +223,7 @@ def test_truncation_equals_torch_detach_every_k_steps(name, T, k, seed):
     params = {n: p.detach().numpy().copy() for n, p in tcell.named_parameters()}
     s0_np = pack(name, [s.detach().numpy() for s in s0])
     _, _, cache = sequence_forward(name, x.detach().numpy(), s0_np, params)
-    dx, dstate0, grads = sequence_backward(w.numpy(), None, cache, truncate=k)
+    dx, dstate0, grads = split_bptt(sequence_backward(w.numpy(), None, cache, truncate=k))
     assert rel_error(dx, x.grad.numpy()) < 1e-12
     for ours, s in zip(parts(name, dstate0), s0):
         assert rel_error(ours, s.grad.numpy()) < 1e-12
@@ -245,9 +245,9 @@ def test_reverse_is_forward_on_the_flipped_sequence(variant, T, truncate, seed):
     hs, state_T, cache = sequence_forward(name, p["x"], p["state0"], p["params"], reverse=True, **options)
     hs_f, state_f, cache_f = sequence_forward(name, p["x"][::-1], p["state0"], p["params"], **options)
     np.testing.assert_allclose(hs, hs_f[::-1], rtol=1e-13, atol=1e-14)
-    dx, dstate0, grads = sequence_backward(p["w"], p["w_T"], cache, truncate=truncate)
+    dx, dstate0, grads = split_bptt(sequence_backward(p["w"], p["w_T"], cache, truncate=truncate))
     w_flipped = np.ascontiguousarray(p["w"][::-1])
-    dx_f, dstate0_f, grads_f = sequence_backward(w_flipped, p["w_T"], cache_f, truncate=truncate)
+    dx_f, dstate0_f, grads_f = split_bptt(sequence_backward(w_flipped, p["w_T"], cache_f, truncate=truncate))
     np.testing.assert_allclose(dx, dx_f[::-1], rtol=1e-12, atol=1e-13)
     for k in grads:
         np.testing.assert_allclose(grads[k], grads_f[k], rtol=1e-12, atol=1e-13)
@@ -263,7 +263,7 @@ def test_torch_backend_gives_the_numpy_results(name, options, rng):
     hs, state_T, cache = sequence_forward(
         name, p["x"], p["state0"], p["params"], mask=p["mask"], reverse=True, **options
     )
-    dx, dstate0, grads = sequence_backward(p["w"], p["w_T"], cache, truncate=2)
+    dx, dstate0, grads = split_bptt(sequence_backward(p["w"], p["w_T"], cache, truncate=2))
 
     tt = torch.from_numpy
     tpack = lambda s: pack(name, [tt(a) for a in parts(name, s)])  # noqa: E731
@@ -271,7 +271,7 @@ def test_torch_backend_gives_the_numpy_results(name, options, rng):
     t_hs, t_state_T, t_cache = sequence_forward(
         name, tt(p["x"]), tpack(p["state0"]), t_params, mask=tt(p["mask"]), reverse=True, **options
     )
-    t_dx, t_dstate0, t_grads = sequence_backward(tt(p["w"]), tpack(p["w_T"]), t_cache, truncate=2)
+    t_dx, t_dstate0, t_grads = split_bptt(sequence_backward(tt(p["w"]), tpack(p["w_T"]), t_cache, truncate=2))
     for ours, theirs in [(hs, t_hs), (dx, t_dx), *zip(parts(name, state_T), parts(name, t_state_T))]:
         assert isinstance(theirs, torch.Tensor)
         np.testing.assert_allclose(theirs.numpy(), ours, rtol=0, atol=1e-13)
@@ -282,12 +282,12 @@ def test_torch_backend_gives_the_numpy_results(name, options, rng):
 def test_missing_gradients_are_zero(rng):
     p = random_problem("lstm", {}, rng, 4, 2)
     _, _, cache = sequence_forward("lstm", p["x"], None, p["params"])
-    dx0, ds0, g0 = sequence_backward(None, (None, p["w_T"][1]), cache)
-    dx1, ds1, g1 = sequence_backward(np.zeros((4, 2, H)), (np.zeros((2, H)), p["w_T"][1]), cache)
+    dx0, ds0, g0 = split_bptt(sequence_backward(None, (None, p["w_T"][1]), cache))
+    dx1, ds1, g1 = split_bptt(sequence_backward(np.zeros((4, 2, H)), (np.zeros((2, H)), p["w_T"][1]), cache))
     np.testing.assert_array_equal(dx0, dx1)
     for k in g0:
         np.testing.assert_array_equal(g0[k], g1[k])
-    dx2, _, g2 = sequence_backward(None, None, cache)
+    dx2, _, g2 = split_bptt(sequence_backward(None, None, cache))
     assert not dx2.any() and not any(v.any() for v in g2.values())
 
 
@@ -295,7 +295,7 @@ def test_float32_runs_in_float32(rng):
     p = random_problem("gru", {}, rng, 4, 2)
     params = {k: v.astype(np.float32) for k, v in p["params"].items()}
     hs, h_T, cache = sequence_forward("gru", p["x"].astype(np.float32), None, params)
-    dx, dh0, grads = sequence_backward(p["w"].astype(np.float32), None, cache)
+    dx, dh0, grads = split_bptt(sequence_backward(p["w"].astype(np.float32), None, cache))
     assert hs.dtype == h_T.dtype == dx.dtype == dh0.dtype == np.float32
     assert all(g.dtype == np.float32 for g in grads.values())
 
@@ -303,11 +303,99 @@ def test_float32_runs_in_float32(rng):
 def test_changing_the_outputs_does_not_change_the_gradients(rng):
     p = random_problem("lstm", {}, rng, 4, 2)
     hs, (h_T, c_T), cache = sequence_forward("lstm", p["x"], None, p["params"])
-    before = sequence_backward(p["w"], None, cache)
+    before = split_bptt(sequence_backward(p["w"], None, cache))
     hs *= 100.0
     h_T *= 100.0
     c_T *= 100.0
-    after = sequence_backward(p["w"], None, cache)
+    after = split_bptt(sequence_backward(p["w"], None, cache))
     np.testing.assert_array_equal(before[0], after[0])
     for k in before[2]:
         np.testing.assert_array_equal(before[2][k], after[2][k])
+
+
+# ------------------------------------------------------------ layers × directions (functional)
+
+
+@pytest.mark.parametrize("mode", ["concat", "sum", "mul", "ave"])
+def test_merge_forward_and_backward(mode, rng):
+    from rnnkit.sequence import merge_backward, merge_forward
+
+    f, b = rng.standard_normal((2, 4, 3, H))
+    out, cache = merge_forward(f, b, mode)
+    expected = {"concat": np.concatenate([f, b], -1), "sum": f + b, "mul": f * b, "ave": (f + b) / 2}[mode]
+    np.testing.assert_allclose(out, expected, rtol=1e-15)
+    w = rng.standard_normal(out.shape)
+    grads = merge_backward(w, cache)
+    assert set(grads) == {"h_fwd", "h_bwd"}
+    check_grads(lambda: float(np.sum(w * merge_forward(f, b, mode)[0])), {"h_fwd": f, "h_bwd": b}, grads)
+    with pytest.raises(ValueError, match=r"merge_mode must be 'concat' or 'sum' or 'mul' or 'ave', got 'max'"):
+        merge_forward(f, b, "max")
+
+
+@pytest.mark.parametrize("name, options", [VARIANTS[k] for k in (0, 2, 8)], ids=[IDS[k] for k in (0, 2, 8)])
+@pytest.mark.parametrize("mode", ["concat", "mul"])
+def test_stacked_forward_is_sequences_layer_by_layer(name, options, mode, rng):
+    """Two bidirectional layers with lengths: each layer's directions are sequence_forward runs
+    (the reverse one with reverse=True) merged, the layer above reads the merged outputs."""
+    from rnnkit.sequence import merge_forward, stacked_forward, stacked_param_shapes
+
+    T, B, L, lengths = 5, 3, 2, [5, 2, 4]
+    cell = get_cell(name)
+    shapes = stacked_param_shapes(name, I, H, L, True, mode, **options)
+    params = {k: rng.uniform(-0.6, 0.6, s) for k, s in shapes.items()}
+    x = rng.standard_normal((T, B, I))
+    state0 = [rng.standard_normal((2 * L, B, H)) for _ in cell.state_names]
+    out, h_n, _ = stacked_forward(name, x, pack(name, state0), params, L, bidirectional=True, merge_mode=mode,
+                                  lengths=np.array(lengths), **options)
+    mask = lengths_to_mask(np.array(lengths), T)
+    layer_input, finals = x, []
+    for layer in range(L):
+        outs = []
+        for d, suffix in enumerate(["", "_reverse"]):
+            p = {k[: -len(f"_l{layer}{suffix}")]: v for k, v in params.items() if k.endswith(f"_l{layer}{suffix}")}
+            s0 = pack(name, [s[2 * layer + d] for s in state0])
+            hs, s_T, _ = sequence_forward(name, layer_input, s0, p, mask=mask, reverse=d == 1, **options)
+            outs.append(hs)
+            finals.append(parts(name, s_T))
+        layer_input, _ = merge_forward(*outs, mode)
+    np.testing.assert_array_equal(out, layer_input)
+    for k, part in enumerate(parts(name, h_n)):
+        np.testing.assert_array_equal(part, np.stack([f[k] for f in finals]))
+
+
+@pytest.mark.parametrize("batch_first, return_sequences", [(False, True), (True, False)])
+def test_stacked_gradcheck(batch_first, return_sequences, rng):
+    """stacked_backward's dict is keyed like the arguments it is the gradient of."""
+    from rnnkit.sequence import stacked_backward, stacked_forward, stacked_param_shapes
+
+    T, B, L = 4, 3, 2
+    params = {k: rng.uniform(-0.8, 0.8, s) for k, s in stacked_param_shapes("lstm", I, H, L, True, "ave").items()}
+    x = rng.standard_normal((B, T, I) if batch_first else (T, B, I))
+    h0, c0 = rng.standard_normal((2, 2 * L, B, H))
+    kw = dict(bidirectional=True, merge_mode="ave", batch_first=batch_first, lengths=np.array([4, 1, 3]),
+              return_sequences=return_sequences)
+    out, (h_n, c_n), cache = stacked_forward("lstm", x, (h0, c0), params, L, **kw)
+    w, w_h, w_c = rng.standard_normal(out.shape), rng.standard_normal(h_n.shape), rng.standard_normal(c_n.shape)
+
+    def loss():
+        o, (h, c), _ = stacked_forward("lstm", x, (h0, c0), params, L, **kw)
+        return float(np.sum(w * o) + np.sum(w_h * h) + np.sum(w_c * c))
+
+    grads = stacked_backward(w, (w_h, w_c), cache)
+    assert set(grads) == {"x", "h0", "c0", *params}
+    check_grads(loss, {"x": x, "h0": h0, "c0": c0, **params}, grads, entries=10, tol=1e-7)
+
+
+def test_stacked_refuses_missing_parameters(rng):
+    from rnnkit.sequence import stacked_forward, stacked_param_shapes
+
+    params = {k: rng.uniform(-1, 1, s) for k, s in stacked_param_shapes("gru", I, H, 2).items()}
+    with pytest.raises(KeyError, match=r"params has no weight_ih_l0_reverse, weight_ih_l1_reverse"):
+        stacked_forward("gru", rng.standard_normal((3, 2, I)), None, params, 2, bidirectional=True)
+
+
+def test_masks_live_with_the_recurrence():
+    import rnnkit.text
+    from rnnkit import sequence
+
+    assert rnnkit.lengths_to_mask is sequence.lengths_to_mask is rnnkit.text.lengths_to_mask

@@ -14,6 +14,7 @@ from .gru import (
     gru_simple_step_forward,
     gru_step_backward,
     gru_step_forward,
+    gru_variant,
 )
 from .lstm import LSTM_CELL, lstm_step_backward, lstm_step_forward
 from .rnn import RNN_CELL, rnn_step_backward, rnn_step_forward
@@ -45,6 +46,7 @@ __all__ = [
     "gru_step_backward",
     "gru_simple_step_forward",
     "gru_simple_step_backward",
+    "gru_variant",
     "lstm_step_forward",
     "lstm_step_backward",
 ]

@@ -34,7 +34,7 @@ concatenated W [c, x] split by columns), b = b_ih + b_hh.
 """
 
 from ..backend import device_of, multiply, namespace, no_autograd, sigmoid, tanh
-from .base import Cell, check_choice, input_projection, linear_param_grads
+from .base import Cell, check_choice, gate_blocks, hidden_projection, input_projection, linear_grads, linear_param_grads
 
 __all__ = [
     "gru_step_forward",
@@ -47,6 +47,7 @@ __all__ = [
     "gru_simple_core_backward",
     "GRU_CELL",
     "GRU_SIMPLE_CELL",
+    "gru_variant",
 ]
 
 UPDATE_WEIGHS = ("previous", "candidate")
@@ -70,36 +71,27 @@ def gru_core_forward(xw, h_prev, params, reset_after=True, update_weighs="previo
         h = n + z ⊙ (h_prev − n)                        "previous":  (1 − z) ⊙ n + z ⊙ h_prev
         h = h_prev + z ⊙ (n − h_prev)                   "candidate": (1 − z) ⊙ h_prev + z ⊙ n
 
-    r and z overwrite their pre-activations in place. ``out`` is an array to write h into
-    (a sequence passes its state buffer; by default a new array).
+    The hidden projection is held gate by gate, ``(3, B, H)`` (``(2, B, H)`` for r and z
+    with ``reset_after=False``); r and z overwrite their pre-activations in it. ``out`` is an
+    array to write h into (a sequence passes its state buffer; by default a new array).
     """
     xp = namespace(xw)
-    H = h_prev.shape[-1]
-    W_hh, b_hh = params["weight_hh"], params.get("bias_hh")
+    x_r, x_z, x_n = xw_blocks = gate_blocks(xp, xw, 3)
     h = xp.empty_like(h_prev) if out is None else out
     if reset_after:
-        hw = h_prev @ W_hh.T  # [W_hr h, W_hz h, W_hn h]; becomes [r, z, W_hn h + b_hn]
-        if b_hh is not None:
-            hw += b_hh
-        rz = hw[:, : 2 * H]
-        rz += xw[:, : 2 * H]
-        sigmoid(xp, rz, out=rz)
-        r, z = hw[:, :H], hw[:, H : 2 * H]
-        hn = hw[:, 2 * H :]  # W_hn h_prev + b_hn
-        n = r * hn
-        n += xw[:, 2 * H :]
+        hw = hidden_projection(xp, h_prev, params, 3)  # [W_hr h + b_hr, W_hz h + b_hz, W_hn h + b_hn]
+        hn = hw[2]
     else:
-        rz = h_prev @ W_hh[: 2 * H].T
-        rz += xw[:, : 2 * H]
-        if b_hh is not None:
-            rz += b_hh[: 2 * H]
-        sigmoid(xp, rz, out=rz)
-        r, z = rz[:, :H], rz[:, H:]
+        hw = hidden_projection(xp, h_prev, params, 3, blocks=slice(0, 2))  # [W_hr h + b_hr, W_hz h + b_hz]
         hn = None
-        n = (r * h_prev) @ W_hh[2 * H :].T
-        n += xw[:, 2 * H :]
-        if b_hh is not None:
-            n += b_hh[2 * H :]
+    rz = hw[:2]
+    rz += xw_blocks[:2]
+    r, z = sigmoid(xp, rz, out=rz)
+    if reset_after:
+        n = r * hn
+    else:
+        n = hidden_projection(xp, r * h_prev, params, 3, blocks=2)  # W_hn (r ⊙ h_prev) + b_hn
+    n += x_n
     tanh(xp, n, out=n)
     if update_weighs == "previous":
         multiply(xp, z, h_prev - n, out=h)
@@ -107,7 +99,7 @@ def gru_core_forward(xw, h_prev, params, reset_after=True, update_weighs="previo
     else:
         multiply(xp, z, n - h_prev, out=h)
         h += h_prev
-    return h, (h_prev, r, z, n, hn, W_hh, reset_after, update_weighs)
+    return h, (h_prev, r, z, n, hn, params["weight_hh"], reset_after, update_weighs)
 
 
 def gru_core_backward(dh, cache, out=None):
@@ -126,42 +118,48 @@ def gru_core_backward(dh, cache, out=None):
     h_prev, r, z, n, hn, W_hh, reset_after, update_weighs = cache
     xp = namespace(dh)
     H = h_prev.shape[-1]
-    da = xp.empty((dh.shape[0], 3 * H), dtype=dh.dtype, device=device_of(dh)) if out is None else out
-    da_r, da_z, da_n = da[:, :H], da[:, H : 2 * H], da[:, 2 * H :]
     if update_weighs == "previous":
         dn, dz, dh_prev = dh * (1.0 - z), dh * (h_prev - n), dh * z
     else:
         dn, dz, dh_prev = dh * z, dh * (n - h_prev), dh * (1.0 - z)
+    dxw = xp.empty((dh.shape[0], 3 * H), dtype=dh.dtype, device=device_of(dh)) if out is None else out
+    da_r, da_z, da_n = dxw[:, :H], dxw[:, H : 2 * H], dxw[:, 2 * H :]  # [da_r, da_z, da_n] side by side
     multiply(xp, dn, 1.0 - n * n, out=da_n)
     multiply(xp, dz, z * (1.0 - z), out=da_z)
     if reset_after:
         multiply(xp, da_n * hn, r * (1.0 - r), out=da_r)
-        dhw = xp.concat([da[:, : 2 * H], da_n * r], axis=1)
-        dh_prev += dhw @ W_hh
+        dh_prev += (r * da_n) @ W_hh[2 * H :]  # W_hnᵀ (r ⊙ da_n)
     else:
-        d_rh = da_n @ W_hh[2 * H :]
+        d_rh = da_n @ W_hh[2 * H :]  # W_hnᵀ da_n
         multiply(xp, d_rh * h_prev, r * (1.0 - r), out=da_r)
         dh_prev += r * d_rh
-        dh_prev += da[:, : 2 * H] @ W_hh[: 2 * H]
-    return da, dh_prev
+    dh_prev += dxw[:, : 2 * H] @ W_hh[: 2 * H]  # W_h[rz]ᵀ [da_r, da_z]
+    return dxw, dh_prev
 
 
 def gru_param_grads(params, x, dxw, states_prev, states, core_caches, reset_after=True, update_weighs="previous"):
     """Weight gradients from the rows of all steps (``r`` is stacked from the caches):
 
-        dW_ih = dxwᵀ x,  db_ih = Σ dxw
-        reset_after=True:  dhw = [da_r, da_z, r ⊙ da_n],  dW_hh = dhwᵀ h_prev,  db_hh = Σ dhw
-        reset_after=False: dW_h[rz] = [da_r, da_z]ᵀ h_prev,  dW_hn = da_nᵀ (r ⊙ h_prev),  db_hh = Σ dxw
+        dW_ih = dxwᵀ x,  db_ih = Σ dxw,  dW_h[rz] = [da_r, da_z]ᵀ h_prev,  db_h[rz] = Σ [da_r, da_z]
+        reset_after=True:  dW_hn = (r ⊙ da_n)ᵀ h_prev,   db_hn = Σ r ⊙ da_n
+        reset_after=False: dW_hn = da_nᵀ (r ⊙ h_prev),   db_hn = Σ da_n
     """
     xp = namespace(dxw)
     h_prev = states_prev[0]
     H = h_prev.shape[-1]
     r = xp.reshape(xp.stack([c[1] for c in core_caches]), h_prev.shape)
-    if reset_after:
-        dhw = xp.concat([dxw[:, : 2 * H], dxw[:, 2 * H :] * r], axis=1)
-        return linear_param_grads(params, x, dxw, h_prev, dhw)
-    grads = linear_param_grads(params, x, dxw, h_prev)
-    grads["weight_hh"] = xp.concat([dxw[:, : 2 * H].T @ h_prev, dxw[:, 2 * H :].T @ (r * h_prev)], axis=0)
+    da_rz, da_n = dxw[:, : 2 * H], dxw[:, 2 * H :]
+    # the n block of the hidden projection: r ⊙ (W_hn h_prev + b_hn) (torch) or W_hn (r ⊙ h_prev) + b_hn (Cho)
+    n_input, n_grad = (h_prev, r * da_n) if reset_after else (r * h_prev, da_n)
+    bias_hh = params.get("bias_hh") is not None
+    grads = {}
+    grads["weight_ih"], db_ih = linear_grads(x, dxw, params.get("bias_ih") is not None)
+    (dW_rz, db_rz), (dW_n, db_n) = linear_grads(h_prev, da_rz, bias_hh), linear_grads(n_input, n_grad, bias_hh)
+    grads["weight_hh"] = xp.concat([dW_rz, dW_n], axis=0)
+    if db_ih is not None:
+        grads["bias_ih"] = db_ih
+    if bias_hh:
+        grads["bias_hh"] = xp.concat([db_rz, db_n], axis=0)
     return grads
 
 
@@ -202,6 +200,7 @@ def gru_step_backward(dh, cache):
 
 GRU_CELL = Cell(
     name="gru",
+    title="GRU",
     num_gates=3,
     has_cell_state=False,
     step_forward=gru_step_forward,
@@ -224,18 +223,17 @@ def gru_simple_core_forward(xw, c_prev, params, out=None):
         Γ_u = σ(x_u + W_uc c_prev + b_hu),   c̃ = tanh(x_c + W_cc c_prev + b_hc)
         c = c_prev + Γ_u ⊙ (c̃ − c_prev)       (= Γ_u ⊙ c̃ + (1 − Γ_u) ⊙ c_prev)
 
-    Γ_u and c̃ overwrite their pre-activations in place. ``out`` is an array to write c
-    into (a sequence passes its state buffer; by default a new array).
+    The pre-activations are held gate by gate, ``(2, B, H)``; Γ_u and c̃ overwrite them.
+    ``out`` is an array to write c into (a sequence passes its state buffer; by default a
+    new array).
     """
     xp = namespace(xw)
-    H = c_prev.shape[-1]
     c = xp.empty_like(c_prev) if out is None else out
-    a = c_prev @ params["weight_hh"].T
-    a += xw
-    if params.get("bias_hh") is not None:
-        a += params["bias_hh"]
-    u = sigmoid(xp, a[:, :H], out=a[:, :H])
-    c_tilde = tanh(xp, a[:, H:], out=a[:, H:])
+    a = hidden_projection(xp, c_prev, params, 2)  # [W_uc c_prev + b_hu, W_cc c_prev + b_hc]
+    a += gate_blocks(xp, xw, 2)
+    a_u, a_c = a
+    u = sigmoid(xp, a_u, out=a_u)
+    c_tilde = tanh(xp, a_c, out=a_c)
     multiply(xp, u, c_tilde - c_prev, out=c)
     c += c_prev
     return c, (c_prev, u, c_tilde, params["weight_hh"])
@@ -252,12 +250,12 @@ def gru_simple_core_backward(dc, cache, out=None):
     c_prev, u, c_tilde, W_hh = cache
     xp = namespace(dc)
     H = c_prev.shape[-1]
-    da = xp.empty((dc.shape[0], 2 * H), dtype=dc.dtype, device=device_of(dc)) if out is None else out
-    multiply(xp, dc * (c_tilde - c_prev), u * (1.0 - u), out=da[:, :H])
-    multiply(xp, dc * u, 1.0 - c_tilde * c_tilde, out=da[:, H:])
+    dxw = xp.empty((dc.shape[0], 2 * H), dtype=dc.dtype, device=device_of(dc)) if out is None else out
+    multiply(xp, dc * (c_tilde - c_prev), u * (1.0 - u), out=dxw[:, :H])  # da_u
+    multiply(xp, dc * u, 1.0 - c_tilde * c_tilde, out=dxw[:, H:])  # da_c
     dc_prev = dc * (1.0 - u)
-    dc_prev += da @ W_hh
-    return da, dc_prev
+    dc_prev += dxw @ W_hh
+    return dxw, dc_prev
 
 
 def gru_simple_param_grads(params, x, dxw, states_prev, states, core_caches):
@@ -299,6 +297,7 @@ def gru_simple_step_backward(dc, cache):
 
 GRU_SIMPLE_CELL = Cell(
     name="gru_simple",
+    title="GRU",
     num_gates=2,
     has_cell_state=False,
     step_forward=gru_simple_step_forward,
@@ -307,3 +306,14 @@ GRU_SIMPLE_CELL = Cell(
     core_backward=gru_simple_core_backward,
     param_grads=gru_simple_param_grads,
 )
+
+
+def gru_variant(simplified=False, reset_after=True, update_weighs="previous"):
+    """The cell and its options for a GRU module's arguments: ``(GRU_SIMPLE_CELL, {})`` for the
+    simplified GRU (which has no reset gate, so the other two must keep their defaults), else
+    ``(GRU_CELL, {"reset_after": …, "update_weighs": …})``."""
+    if simplified:
+        if reset_after is not True or update_weighs != "previous":
+            raise ValueError("the simplified GRU has no reset gate: reset_after and update_weighs do not apply")
+        return GRU_SIMPLE_CELL, {}
+    return GRU_CELL, {"reset_after": reset_after, "update_weighs": update_weighs}

@@ -7,12 +7,25 @@ Shapes: ``x (B, I)``, ``h (B, H)``, ``weight_ih (H, I)``, ``weight_hh (H, H)``,
 ``bias_ih``/``bias_hh (H,)`` (exactly torch.nn.RNNCell's; biases may be absent).
 """
 
-from ..backend import matmul, multiply, namespace, no_autograd, tanh
-from .base import Cell, check_choice, input_projection, linear_param_grads
+from ..backend import multiply, namespace, no_autograd, tanh
+from .base import Cell, check_choice, hidden_projection, input_projection, linear_param_grads
 
 __all__ = ["rnn_step_forward", "rnn_step_backward", "rnn_core_forward", "rnn_core_backward", "RNN_CELL"]
 
 NONLINEARITIES = ("tanh", "relu")
+
+
+def _check_rnn(nonlinearity="tanh"):
+    check_choice("nonlinearity", nonlinearity, NONLINEARITIES)
+
+
+def relu(xp, a, out=None):
+    """max(a, 0), into ``out`` if given."""
+    r = xp.where(a > 0, a, 0.0)
+    if out is None:
+        return r
+    out[...] = r
+    return out
 
 
 def rnn_core_forward(xw, h_prev, params, nonlinearity="tanh", out=None):
@@ -24,14 +37,10 @@ def rnn_core_forward(xw, h_prev, params, nonlinearity="tanh", out=None):
     buffer; by default a new array).
     """
     xp = namespace(xw)
-    h = matmul(xp, h_prev, params["weight_hh"].T, out=out)
-    h += xw
-    if params.get("bias_hh") is not None:
-        h += params["bias_hh"]
-    if nonlinearity == "tanh":
-        tanh(xp, h, out=h)
-    else:
-        h[...] = xp.where(h > 0, h, 0.0)
+    h = xp.empty_like(h_prev) if out is None else out
+    a = hidden_projection(xp, h_prev, params, 1, blocks=0, out=h)  # W_hh h_prev + b_hh, in h
+    a += xw
+    h = tanh(xp, a, out=h) if nonlinearity == "tanh" else relu(xp, a, out=h)
     return h, (h, params["weight_hh"], nonlinearity)
 
 
@@ -70,7 +79,7 @@ def rnn_step_forward(x, h_prev, params, nonlinearity="tanh"):
     ``weight_hh (H, H)`` and optionally ``bias_ih``, ``bias_hh (H,)``.
     Returns ``(h, cache)``.
     """
-    check_choice("nonlinearity", nonlinearity, NONLINEARITIES)
+    _check_rnn(nonlinearity)
     namespace(x, h_prev, *params.values())  # one backend for all
     xw = input_projection(x, params)
     h, core = rnn_core_forward(xw, h_prev, params, nonlinearity)
@@ -94,12 +103,9 @@ def rnn_step_backward(dh, cache):
     return grads
 
 
-def _check(nonlinearity):
-    check_choice("nonlinearity", nonlinearity, NONLINEARITIES)
-
-
 RNN_CELL = Cell(
     name="rnn",
+    title="RNN",
     num_gates=1,
     has_cell_state=False,
     step_forward=rnn_step_forward,
@@ -108,5 +114,5 @@ RNN_CELL = Cell(
     core_backward=rnn_core_backward,
     param_grads=rnn_param_grads,
     options={"nonlinearity": "tanh"},
-    check_options=_check,
+    check_options=_check_rnn,
 )
