@@ -337,8 +337,7 @@ def backward(student, rng, T=4, batch=3, input_size=2, hidden_size=5, nonlineari
     dhs = rng.normal(size=(T, batch, hidden_size))
     dlast = rng.normal(size=(batch, hidden_size)) if dh_last else None
     hs, _, cache = _rnnkit_sequence_forward("rnn", x, h0, params, nonlinearity=nonlinearity)
-    dx, dh0, wgrads = _rnnkit_sequence_backward(dhs, dlast, cache)
-    want = {"x": dx, "h0": dh0, **wgrads}
+    want = dict(_rnnkit_sequence_backward(dhs, dlast, cache))   # "x", "h0" and the parameters
 
     given = sequence_caches(x.copy(), h0.copy(), hs.copy(), copy_params(params), nonlinearity)
     mistakes = _sequence_mistakes(x, h0, params, dhs, dlast, nonlinearity, want)

@@ -361,8 +361,8 @@ def reference_loss(cell, ids, params):
     """rnnkit's loss (mean cross-entropy over the non-padded targets) and gradients."""
     model = reference_model(cell, params)
     logits = model(_one_hot(ids[:-1]))
-    loss, dlogits = _cross_entropy(logits, ids[1:], ignore_index=PAD_ID, reduction="mean")
-    model.backward(dlogits)
+    loss, d_loss = _cross_entropy(logits, ids[1:], ignore_index=PAD_ID, reduction="mean")
+    model.backward(d_loss["logits"])
     return float(loss), dict(model.grads)
 
 
@@ -379,16 +379,17 @@ def lm_reference(cell, ids, params, shift=True, ignore_pad=True, mean=True, carr
         hs = hs.reshape(T, B, -1)
     W, b = params["head.weight"], params["head.bias"]
     logits = hs @ W.T + b
-    loss, dlogits = _cross_entropy(logits, targets, ignore_index=PAD_ID if ignore_pad else None,
-                                   reduction="mean" if mean else "sum")
+    loss, d_loss = _cross_entropy(logits, targets, ignore_index=PAD_ID if ignore_pad else None,
+                                  reduction="mean" if mean else "sum")
+    dlogits = d_loss["logits"]
     H = W.shape[1]
     grads = {"head.weight": dlogits.reshape(-1, VOCAB).T @ hs.reshape(-1, H),
              "head.bias": dlogits.reshape(-1, VOCAB).sum(0)}
     dhs = dlogits @ W
     if carry:
-        _, _, g = _seq_backward(dhs, None, cache, truncate=None if through_time else 1)
+        g = _seq_backward(dhs, None, cache, truncate=None if through_time else 1)
     else:
-        _, _, g = _seq_backward(dhs.reshape(1, T * B, H), None, cache)
+        g = _seq_backward(dhs.reshape(1, T * B, H), None, cache)
     for n in CELL_NAMES:
         grads[f"rnn.{n}_l0"] = g[n]
     return float(loss), grads
@@ -549,8 +550,8 @@ def reference_training(cell, params, batches, lr, max_norm, clip=True):
     losses, snapshots = [], []
     for ids in batches:
         logits = model(_one_hot(ids[:-1]))
-        loss, dlogits = _cross_entropy(logits, ids[1:], ignore_index=PAD_ID, reduction="mean")
-        model.backward(dlogits)
+        loss, d_loss = _cross_entropy(logits, ids[1:], ignore_index=PAD_ID, reduction="mean")
+        model.backward(d_loss["logits"])
         grads = model.grads
         if clip:
             _clip_grad_norm(grads, max_norm)

@@ -154,8 +154,8 @@ def stack_backward(d_out, d_h_n, caches, mode="ok"):
             d_hs = None
         if mode == "d_out_everywhere":
             d_hs = d_out
-        dx, ds0, g = _seq_backward(d_hs, d_T, caches[layer])
-        dh0[layer] = ds0
+        g = _seq_backward(d_hs, d_T, caches[layer])
+        dx, dh0[layer] = g["x"], g["h0"]
         for name in NAMES:
             grads[f"{name}_l{layer}"] = g[name]
         d_above = dx
@@ -271,7 +271,7 @@ def _backward_variants(x, h0, params, cell, d_out, d_hn):
     if d_hn is not None:
         modes[REVERSED_DHN] = "reversed_dhn"
     variants = {msg: stack_backward(d_out, d_hn, caches, mode) for msg, mode in modes.items()}
-    top_dx = _seq_backward(d_out, None if d_hn is None else d_hn[-1], caches[-1])[0]
+    top_dx = _seq_backward(d_out, None if d_hn is None else d_hn[-1], caches[-1])["x"]
     return variants, top_dx
 
 
@@ -456,8 +456,8 @@ def _check_model(student, rng, T, batch, input_size, hidden_size, num_layers, mi
     module = reference_module(cell, rnn_params, input_size, H, L)
     head = _reference_head(head_params, [H, mid_size, K])
     y = head(module(x, h0)[0])
-    want_loss, dy = _squared_error(y, targets)
-    d_out = head.backward(dy)
+    want_loss, d_loss = _squared_error(y, targets)
+    d_out = head.backward(d_loss["y"])
     module.backward(d_out)
     want_rnn, want_head = dict(module.grads), dict(head.grads)
     wrong = {}

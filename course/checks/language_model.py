@@ -55,6 +55,12 @@ def _counts(sentences):
     return Counter(w for s in sentences for w in s.lower().split())
 
 
+
+def _loss_and_dlogits(logits, targets, **kwargs):
+    """rnnkit's summed cross-entropy and its gradient with respect to the logits."""
+    loss, grads = _rnnkit_cross_entropy(logits, targets, **kwargs)
+    return loss, grads["logits"]
+
 # --------------------------------------------------------------------------------------------
 # 1. the vocabulary
 # --------------------------------------------------------------------------------------------
@@ -188,7 +194,7 @@ def next_word_loss(student, rng, T=5, batch=3, vocab=7, scale=2.0, pad=True):
         counted = np.argwhere(ids[1:] != PAD_ID)
         t, b = counted[int(rng.integers(len(counted)))]
         logits[t, b, int(rng.integers(vocab))] = 1.5 * scale
-    want_loss, want_d = _rnnkit_cross_entropy(logits, ids[1:], ignore_index=PAD_ID)
+    want_loss, want_d = _loss_and_dlogits(logits, ids[1:], ignore_index=PAD_ID)
     out = call_student(fn, logits.copy(), ids.copy())
     loss, dlogits = expect_tuple(out, 2, "next_word_loss", "(loss, dlogits)")
     loss = _scalar(loss, "the loss")
@@ -205,8 +211,8 @@ def next_word_loss(student, rng, T=5, batch=3, vocab=7, scale=2.0, pad=True):
         scales[1 / batch] = "you divided by the batch size B; the loss is the sum over steps and sequences"
     if T > 1:
         scales[1 / T] = "you divided by T; the loss is the sum of the per-step losses"
-    padded = _rnnkit_cross_entropy(logits, ids[1:])
-    current = _rnnkit_cross_entropy(logits, ids[:-1], ignore_index=PAD_ID)
+    padded = _loss_and_dlogits(logits, ids[1:])
+    current = _loss_and_dlogits(logits, ids[:-1], ignore_index=PAD_ID)
     variants = [("off by one: logits[t] is compared with ids[t], the word the model has just read; it must "
                  "predict the next word, ids[t+1]", current)]
     if not np.allclose(padded[0], want_loss):
@@ -249,10 +255,10 @@ def _reference_step(flat, ids):
     x, e_cache = embedding_forward(ids[:-1], flat["embedding"])
     hs, _ = rnn(x)
     logits, h_cache = linear_forward(hs, flat["head.weight"], flat["head.bias"])
-    loss, dlogits = _rnnkit_cross_entropy(logits, ids[1:], ignore_index=PAD_ID)
-    dhs, dW, db = linear_backward(dlogits, h_cache)
-    dx, _ = rnn.backward(dhs)
-    grads = {"embedding": embedding_backward(dx, e_cache), "head.weight": dW, "head.bias": db,
+    loss, dlogits = _loss_and_dlogits(logits, ids[1:], ignore_index=PAD_ID)
+    head = linear_backward(dlogits, h_cache)
+    dx, _ = rnn.backward(head["h"])
+    grads = {"embedding": embedding_backward(dx, e_cache)["W"], "head.weight": head["W"], "head.bias": head["b"],
              **{f"rnn.{k}": np.array(v, copy=True) for k, v in rnn.grads.items()}}
     return float(loss), grads, dx
 

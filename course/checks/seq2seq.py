@@ -299,6 +299,7 @@ def masked_cross_entropy(student, rng, cases=None, **defaults):
         logits = rng.normal(0.0, scale, (T, batch, vocab))
         want_loss, want_d = _cross_entropy(logits, targets, ignore_index=PAD_ID)
         all_loss, all_d = _cross_entropy(logits, targets)
+        want_d, all_d = want_d["logits"], all_d["logits"]
         N = int((targets != PAD_ID).sum())
         passed = logits.copy()
         out = call_student(fn, passed, targets.copy(), PAD_ID)
@@ -368,10 +369,12 @@ def seq2seq_reference(src, targets, params, shift=True, init="encoder", ignore_p
     h0 = h_enc if init == "encoder" else np.zeros_like(h_enc)
     hs, _, dec_cache = _seq_forward("gru", E_tgt[inputs], h0, cell_params(params, "decoder"))
     logits = hs @ W.T + b
-    loss, dlogits = _cross_entropy(logits, targets, ignore_index=PAD_ID if ignore_pad else None)
+    loss, d_loss = _cross_entropy(logits, targets, ignore_index=PAD_ID if ignore_pad else None)
+    dlogits = d_loss["logits"]
     V, H = W.shape
     grads = {"head.weight": dlogits.reshape(-1, V).T @ hs.reshape(-1, H), "head.bias": dlogits.reshape(-1, V).sum(0)}
-    d_in, dh0, g = _seq_backward(dlogits @ W, None, dec_cache)
+    g = _seq_backward(dlogits @ W, None, dec_cache)
+    d_in, dh0 = g["x"], g["h0"]
     for name in CELL_NAMES:
         grads[f"decoder.{name}_l0"] = g[name]
     d_embed = np.zeros_like(E_tgt)
@@ -379,7 +382,8 @@ def seq2seq_reference(src, targets, params, shift=True, init="encoder", ignore_p
     grads["embed.weight"] = d_embed
     if init != "encoder" or not encoder_grad:
         dh0 = np.zeros_like(dh0)
-    d_src, _, g = _seq_backward(None, dh0, enc_cache)
+    g = _seq_backward(None, dh0, enc_cache)
+    d_src = g["x"]
     for name in CELL_NAMES:
         grads[f"encoder.{name}_l0"] = g[name]
     d_src_embed = np.zeros_like(E_src)
@@ -414,8 +418,8 @@ def _loss_mistakes(src, targets, params):
 def _check_loss_case(fn, rng, S, T, batch, src_vocab, tgt_vocab, embed, hidden):
     params, src, targets = _problem(rng, S, T, batch, src_vocab, tgt_vocab, embed, hidden)
     model = reference_model(params)
-    want_loss, dlogits = _cross_entropy(model(src, targets), targets, ignore_index=PAD_ID)
-    model.backward(dlogits)
+    want_loss, d_loss = _cross_entropy(model(src, targets), targets, ignore_index=PAD_ID)
+    model.backward(d_loss["logits"])
     want = dict(model.grads)
     mistakes = _loss_mistakes(src, targets, params)
 
