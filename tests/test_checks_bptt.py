@@ -17,21 +17,22 @@ from rnnkit.sequence import sequence_backward, sequence_forward
 GOOD = """
 import numpy as np
 
-def bptt_worked_example(x, s0, d, params):
-    W_x, W_s, W_y = params["W_x"], params["W_s"], params["W_y"]
+def bptt_worked_example(x, h0, d, params):
+    W_ih, W_hh, W_y = params["weight_ih"], params["weight_hh"], params["weight_y"]
     t = x.shape[0]
-    s = [s0]
+    h = [h0]
     for k in range(t):
-        s.append(np.tanh(W_x @ x[k] + W_s @ s[-1]))
-    dy = W_y @ s[t] - d
-    terms = {"W_s": np.zeros((t,) + W_s.shape), "W_x": np.zeros((t,) + W_x.shape)}
-    ds = W_y.T @ dy
+        h.append(np.tanh(W_ih @ x[k] + W_hh @ h[-1]))
+    dy = 2 * (W_y @ h[t] - d)
+    terms = {"weight_hh": np.zeros((t,) + W_hh.shape), "weight_ih": np.zeros((t,) + W_ih.shape)}
+    dh = W_y.T @ dy
     for k in range(t, 0, -1):
-        delta = (1 - s[k] ** 2) * ds
-        terms["W_s"][k - 1] = np.outer(delta, s[k - 1])
-        terms["W_x"][k - 1] = np.outer(delta, x[k - 1])
-        ds = W_s.T @ delta
-    grads = {"W_y": np.outer(dy, s[t]), "W_s": terms["W_s"].sum(0), "W_x": terms["W_x"].sum(0)}
+        delta = (1 - h[k] ** 2) * dh
+        terms["weight_hh"][k - 1] = np.outer(delta, h[k - 1])
+        terms["weight_ih"][k - 1] = np.outer(delta, x[k - 1])
+        dh = W_hh.T @ delta
+    grads = {"weight_y": np.outer(dy, h[t]), "weight_hh": terms["weight_hh"].sum(0),
+             "weight_ih": terms["weight_ih"].sum(0)}
     return grads, terms
 
 def rnn_step_forward(x, h_prev, params, nonlinearity="tanh"):
@@ -77,23 +78,43 @@ def run(spec_fn, source, seed=0, **params):
 
 def test_the_numpy_terms_match_rnnkit(rng):
     for t in (1, 3, 5):
-        W_x, W_s, W_y = rng.normal(size=(4, 2)), rng.normal(size=(4, 4)) / 2, rng.normal(size=(3, 4))
-        x, s0, d = rng.normal(size=(t, 2)), rng.normal(size=4), rng.normal(size=3)
-        _, want_s, want_x = spec._worked_reference(x, s0, d, W_x, W_s, W_y)
-        got_s, got_x = spec._terms(x, s0, d, W_x, W_s, W_y)
-        np.testing.assert_allclose(got_s, want_s, rtol=1e-10, atol=1e-12)
-        np.testing.assert_allclose(got_x, want_x, rtol=1e-10, atol=1e-12)
+        W_ih, W_hh, W_y = rng.normal(size=(4, 2)), rng.normal(size=(4, 4)) / 2, rng.normal(size=(3, 4))
+        x, h0, d = rng.normal(size=(t, 2)), rng.normal(size=4), rng.normal(size=3)
+        _, want_hh, want_ih = spec._worked_reference(x, h0, d, W_ih, W_hh, W_y)
+        got_hh, got_ih = spec._terms(x, h0, d, W_ih, W_hh, W_y)
+        np.testing.assert_allclose(got_hh, want_hh, rtol=1e-10, atol=1e-12)
+        np.testing.assert_allclose(got_ih, want_ih, rtol=1e-10, atol=1e-12)
+
+
+def test_the_worked_example_reference_is_the_gradient_of_the_chapters_loss(rng):
+    """L_t = ‖d_t − y_t‖² (no ½): the reference agrees with central differences of that loss."""
+    W_ih, W_hh, W_y = rng.normal(size=(3, 2)), rng.normal(size=(3, 3)) / 2, rng.normal(size=(2, 3))
+    x, h0, d = rng.normal(size=(3, 2)), rng.normal(size=3), rng.normal(size=2)
+    dW_y, terms_hh, terms_ih = spec._worked_reference(x, h0, d, W_ih, W_hh, W_y)
+
+    def loss(W_ih, W_hh, W_y):
+        return np.sum((d - W_y @ spec._states(x, h0, W_ih, W_hh)[-1]) ** 2)
+
+    weights = (W_ih, W_hh, W_y)
+    for i, analytic in enumerate((terms_ih.sum(0), terms_hh.sum(0), dW_y)):
+        numeric = np.zeros_like(weights[i])
+        for idx in np.ndindex(weights[i].shape):
+            plus, minus = [w.copy() for w in weights], [w.copy() for w in weights]
+            plus[i][idx] += 1e-6
+            minus[i][idx] -= 1e-6
+            numeric[idx] = (loss(*plus) - loss(*minus)) / 2e-6
+        np.testing.assert_allclose(analytic, numeric, rtol=1e-6, atol=1e-8)
 
 
 def test_the_worked_example_terms_sum_to_the_full_gradient(rng):
     """Σ_k terms equals BPTT of the whole sequence (rnnkit.sequence_backward) with dh only at the end."""
-    W_x, W_s, W_y = rng.normal(size=(4, 2)), rng.normal(size=(4, 4)) / 2, rng.normal(size=(3, 4))
-    x, s0, d = rng.normal(size=(3, 2)), rng.normal(size=4), rng.normal(size=3)
-    _, terms_s, terms_x = spec._worked_reference(x, s0, d, W_x, W_s, W_y)
-    hs, h_T, cache = sequence_forward("rnn", x[:, None], s0[None], {"weight_ih": W_x, "weight_hh": W_s})
-    _, _, grads = sequence_backward(None, (W_y.T @ (W_y @ h_T[0] - d))[None], cache)
-    np.testing.assert_allclose(terms_s.sum(0), grads["weight_hh"], rtol=1e-10)
-    np.testing.assert_allclose(terms_x.sum(0), grads["weight_ih"], rtol=1e-10)
+    W_ih, W_hh, W_y = rng.normal(size=(4, 2)), rng.normal(size=(4, 4)) / 2, rng.normal(size=(3, 4))
+    x, h0, d = rng.normal(size=(3, 2)), rng.normal(size=4), rng.normal(size=3)
+    _, terms_hh, terms_ih = spec._worked_reference(x, h0, d, W_ih, W_hh, W_y)
+    hs, h_T, cache = sequence_forward("rnn", x[:, None], h0[None], {"weight_ih": W_ih, "weight_hh": W_hh})
+    _, _, grads = sequence_backward(None, (W_y.T @ (2 * (W_y @ h_T[0] - d)))[None], cache)
+    np.testing.assert_allclose(terms_hh.sum(0), grads["weight_hh"], rtol=1e-10)
+    np.testing.assert_allclose(terms_ih.sum(0), grads["weight_ih"], rtol=1e-10)
 
 
 @pytest.mark.parametrize("nonlinearity", ["tanh", "relu"])
@@ -121,12 +142,20 @@ def test_correct_code_passes_every_spec():
 
 
 @pytest.mark.parametrize("spec_fn, old, new, message", [
-    (spec.worked_example, 'terms["W_s"].sum(0)', 'terms["W_s"][:-1].sum(0)', "the term k = t is missing"),
-    (spec.worked_example, 'terms["W_s"].sum(0)', 'terms["W_s"][-1]', "only the term k = t"),
-    (spec.worked_example, "delta = (1 - s[k] ** 2) * ds", "delta = ds", "1 − s_k²"),
-    (spec.worked_example, "np.outer(delta, s[k - 1])", "np.outer(s[k - 1], delta)", "transposed"),
-    (spec.worked_example, "ds = W_s.T @ delta", "ds = W_s @ delta", "instead of W_sᵀ"),
-    (spec.worked_example, "dy = W_y @ s[t] - d", "dy = d - W_y @ s[t]", "the sign is flipped"),
+    (spec.worked_example, 'terms["weight_hh"].sum(0)', 'terms["weight_hh"][:-1].sum(0)',
+     "the term k = t is missing"),
+    (spec.worked_example, 'terms["weight_hh"].sum(0)', 'terms["weight_hh"][-1]', "only the term k = t"),
+    (spec.worked_example, "delta = (1 - h[k] ** 2) * dh", "delta = dh", "1 − h_k²"),
+    (spec.worked_example, "np.outer(delta, h[k - 1])", "np.outer(h[k - 1], delta)", "transposed"),
+    (spec.worked_example, "np.outer(delta, h[k - 1])", "np.outer(delta, h[k])", "W_hh read h_{k-1}"),
+    (spec.worked_example, "dh = W_hh.T @ delta", "dh = W_hh @ delta", "instead of W_hhᵀ"),
+    (spec.worked_example, "dy = 2 * (W_y @ h[t] - d)", "dy = 2 * (d - W_y @ h[t])", "the sign is flipped"),
+    (spec.worked_example, "dy = 2 * (W_y @ h[t] - d)", "dy = W_y @ h[t] - d",
+     "you used ½‖d − y‖² (the derivative of the course's loss has a factor 2)"),
+    (spec.worked_example, "dy = 2 * (W_y @ h[t] - d)", "dy = d - W_y @ h[t]",
+     "the sign is flipped and the factor 2 is missing"),
+    (spec.worked_example, "dy = 2 * (W_y @ h[t] - d)", "dy = 4 * (W_y @ h[t] - d)", "the factor 2 is applied twice"),
+    (spec.worked_example, "np.outer(dy, h[t])", "np.outer(dy, h[t - 1])", "it uses h_{t-1}"),
     (spec.step_backward, '"h_prev": da @ params["weight_hh"]', '"h_prev": da @ params["weight_hh"].T',
      "not da @ W_hh.T"),
     (spec.step_backward, '"weight_hh": da.T @ h_prev', '"weight_hh": da.T @ h', "uses h, the new state"),
@@ -141,7 +170,27 @@ def test_mistakes_are_named(spec_fn, old, new, message):
     wrong = GOOD.replace(old, new, 1)
     assert wrong != GOOD
     with pytest.raises(CheckFailure, match=re.escape(message)):
-        run(spec_fn, wrong, **({"nonlinearity": "relu"} if "derivative" in message else {}))
+        relu = spec_fn is spec.step_backward and "derivative" in message
+        run(spec_fn, wrong, **({"nonlinearity": "relu"} if relu else {}))
+
+
+@pytest.mark.parametrize("t", [1, 2, 3])
+def test_a_missing_factor_2_is_named_for_every_length(t):
+    """½‖d − y‖² halves every gradient; with t = 2 that is also what averaging the two terms gives, and
+    the loss is named first (grads['weight_y'] is checked before the sums)."""
+    wrong = GOOD.replace("dy = 2 * (W_y @ h[t] - d)", "dy = W_y @ h[t] - d")
+    with pytest.raises(CheckFailure, match=re.escape("grads['weight_y'] is 1/2 of the expected value: you used "
+                                                     "½‖d − y‖² (the derivative of the course's loss has a "
+                                                     "factor 2)")):
+        run(spec.worked_example, wrong, t=t)
+
+
+@pytest.mark.parametrize("t", [2, 3])
+def test_averaged_terms_are_named_even_when_the_average_halves(t):
+    wrong = GOOD.replace('terms["weight_ih"].sum(0)', 'terms["weight_ih"].mean(0)')
+    with pytest.raises(CheckFailure, match=re.escape("grads['weight_ih'] is 1/" + str(t) + " of the expected "
+                                                     "value: you averaged the terms")):
+        run(spec.worked_example, wrong, t=t)
 
 
 def test_returning_dh_of_the_first_step_as_dh0_is_named():

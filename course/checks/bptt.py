@@ -1,5 +1,6 @@
-"""Checks for exercise 3, backpropagation through time: the t = 3 worked example written as explicit sums of
-per-step terms, the backward pass of one step, and BPTT over a whole sequence.
+"""Checks for exercise 3, backpropagation through time: the t = 3 worked example of chapter 3 (in the
+chapter's notation and loss, L_t = ‖d_t − y_t‖²) written as explicit sums of per-step terms, the backward
+pass of one step, and BPTT over a whole sequence.
 
 The expected gradients come from rnnkit (``rnn_step_backward`` step by step for the worked example,
 ``sequence_backward`` for the sequence). The mistakes are computed by small numpy versions of the same
@@ -49,72 +50,87 @@ def sequence_caches(x, h0, hs, params, nonlinearity):
 
 
 # --------------------------------------------------------------------------------------------
-# 1. the worked example: dE_t/dW_y, dE_t/dW_s, dE_t/dW_x as sums over k
+# 1. the worked example: dL_t/dW_y, dL_t/dW_hh, dL_t/dW_ih as sums over k
+#    (chapter 3's notation: a_k = W_ih x_k + W_hh h_{k-1}, h_k = tanh(a_k), y_t = W_y h_t,
+#    L_t = ‖d_t − y_t‖², so ∂L_t/∂y_t = 2 (y_t − d_t))
 # --------------------------------------------------------------------------------------------
 
-def _worked_reference(x, s0, d, W_x, W_s, W_y):
-    """With rnnkit's cell: the per-k terms are the weight gradients of each step's backward pass."""
-    p = {"weight_ih": W_x, "weight_hh": W_s}
-    states, caches = [s0[None]], []
+WORKED_PARAMS = ("weight_ih", "weight_hh", "weight_y")
+WORKED_GRADS = ("weight_y", "weight_hh", "weight_ih")
+WORKED_TERMS = ("weight_hh", "weight_ih")
+SYMBOL = {"weight_ih": "W_ih", "weight_hh": "W_hh", "weight_y": "W_y"}
+
+
+def _worked_reference(x, h0, d, W_ih, W_hh, W_y):
+    """With rnnkit's cell: the per-k terms are the weight gradients of each step's backward pass.
+    Returns ``(dL_t/dW_y, terms of dL_t/dW_hh (t, H, H), terms of dL_t/dW_ih (t, H, I))``."""
+    p = {"weight_ih": W_ih, "weight_hh": W_hh}
+    states, caches = [h0[None]], []
     for k in range(x.shape[0]):
-        s, cache = _rnnkit_step_forward(x[k][None], states[-1], p)
-        states.append(s)
+        h, cache = _rnnkit_step_forward(x[k][None], states[-1], p)
+        states.append(h)
         caches.append(cache)
-    y = W_y @ states[-1][0]
-    dy = y - d
-    terms_s, terms_x = np.zeros((x.shape[0],) + W_s.shape), np.zeros((x.shape[0],) + W_x.shape)
-    ds = (W_y.T @ dy)[None]
+    dy = 2.0 * (W_y @ states[-1][0] - d)
+    terms_hh, terms_ih = np.zeros((x.shape[0],) + W_hh.shape), np.zeros((x.shape[0],) + W_ih.shape)
+    dh = (W_y.T @ dy)[None]
     for k in reversed(range(x.shape[0])):
-        g = _rnnkit_step_backward(ds, caches[k])
-        terms_s[k], terms_x[k] = g["weight_hh"], g["weight_ih"]
-        ds = g["h_prev"]
-    return np.outer(dy, states[-1][0]), terms_s, terms_x
+        g = _rnnkit_step_backward(dh, caches[k])
+        terms_hh[k], terms_ih[k] = g["weight_hh"], g["weight_ih"]
+        dh = g["h_prev"]
+    return np.outer(dy, states[-1][0]), terms_hh, terms_ih
 
 
-def _terms(x, s0, d, W_x, W_s, W_y, deriv=True, chain_transposed=True, previous_state=True, transpose=False):
-    """The per-k terms in numpy, with switches for the typical mistakes."""
-    s = [s0]
+def _states(x, h0, W_ih, W_hh):
+    """h_0 … h_t of the worked example's cell (no biases, tanh)."""
+    h = [h0]
     for k in range(x.shape[0]):
-        s.append(np.tanh(W_x @ x[k] + W_s @ s[-1]))
-    dy = W_y @ s[-1] - d
+        h.append(np.tanh(W_ih @ x[k] + W_hh @ h[-1]))
+    return h
+
+
+def _terms(x, h0, d, W_ih, W_hh, W_y, deriv=True, chain_transposed=True, previous_state=True, transpose=False):
+    """The per-k terms (of W_hh, of W_ih) in numpy, with switches for the typical mistakes."""
+    h = _states(x, h0, W_ih, W_hh)
     t = x.shape[0]
-    terms_s, terms_x = np.zeros((t,) + W_s.shape), np.zeros((t,) + W_x.shape)
-    ds = W_y.T @ dy
+    terms_hh, terms_ih = np.zeros((t,) + W_hh.shape), np.zeros((t,) + W_ih.shape)
+    dh = W_y.T @ (2.0 * (W_y @ h[t] - d))
     for k in range(t, 0, -1):
-        delta = (1 - s[k] ** 2) * ds if deriv else ds
-        read = s[k - 1] if previous_state else s[k]
-        terms_s[k - 1] = np.outer(read, delta) if transpose else np.outer(delta, read)
-        terms_x[k - 1] = np.outer(delta, x[k - 1])
-        ds = (W_s.T @ delta) if chain_transposed else (W_s @ delta)
-    return terms_s, terms_x
+        delta = (1 - h[k] ** 2) * dh if deriv else dh
+        read = h[k - 1] if previous_state else h[k]
+        terms_hh[k - 1] = np.outer(read, delta) if transpose else np.outer(delta, read)
+        terms_ih[k - 1] = np.outer(delta, x[k - 1])
+        dh = (W_hh.T @ delta) if chain_transposed else (W_hh @ delta)
+    return terms_hh, terms_ih
 
 
-def _states(x, s0, W_x, W_s):
-    """s_0 … s_t of the worked example's cell (no biases, tanh)."""
-    s = [s0]
-    for k in range(x.shape[0]):
-        s.append(np.tanh(W_x @ x[k] + W_s @ s[-1]))
-    return s
+LOSS = "for L_t = ‖d_t − y_t‖², ∂L_t/∂y_t = 2 (y_t − d_t)"
+FLIP = f"the sign is flipped: {LOSS}"
+HALF = f"you used ½‖d − y‖² (the derivative of the course's loss has a factor 2): {LOSS}"
+FLIP_HALF = f"the sign is flipped and the factor 2 is missing: {LOSS}"
+TWICE = f"the factor 2 is applied twice: {LOSS}, and nothing after it doubles again"
+#: the loss-level mistakes scale every gradient of part 1 by the same factor
+LOSS_SCALES = {-1: FLIP, 0.5: HALF, 2: TWICE}
 
 
-FLIP = "the sign is flipped: for E_t = ½‖d_t − y_t‖² the error signal is ∂E_t/∂y_t = y_t − d_t"
-HALF = "E_t = ½‖d_t − y_t‖² has the factor ½, so ∂E_t/∂y_t = y_t − d_t, without a 2"
+def _loss_mistakes(want):
+    """The sign flipped together with a missing 2 (expect_close's scales name one factor each)."""
+    return {FLIP_HALF: -0.5 * np.asarray(want)}
 
 
 def _term_mistakes(name, want, wrong_terms, t):
     """Known wrong versions of terms[name]: {message: value}, from ``wrong_terms(**flags)``."""
     variants = {
-        "the factor 1 − s_k² (the derivative of tanh) is missing": dict(deriv=False),
-        "the gradient is sent back through W_s instead of W_sᵀ: ∂E/∂s_{k-1} = W_sᵀ δ_k": dict(
+        "the factor 1 − h_k² (the derivative of tanh) is missing": dict(deriv=False),
+        "the gradient is sent back through W_hh instead of W_hhᵀ: ∂L_t/∂h_{k-1} = W_hhᵀ δ_k": dict(
             chain_transposed=False),
     }
-    if name == "W_s":
-        variants["each term multiplies δ_k by s_k; W_s read s_{k-1} at step k, so the term is "
-                 "δ_k s_{k-1}ᵀ"] = dict(previous_state=False)
-        variants["the terms are transposed: term k is δ_k s_{k-1}ᵀ, row i for state unit i"] = dict(transpose=True)
-    mistakes = {}
+    if name == "weight_hh":
+        variants["each term multiplies δ_k by h_k; W_hh read h_{k-1} at step k, so the term is "
+                 "δ_k h_{k-1}ᵀ"] = dict(previous_state=False)
+        variants["the terms are transposed: term k is δ_k h_{k-1}ᵀ, row i for state unit i"] = dict(transpose=True)
+    mistakes = _loss_mistakes(want)
     for message, flags in variants.items():
-        wrong = wrong_terms(**flags)[0 if name == "W_s" else 1]
+        wrong = wrong_terms(**flags)[WORKED_TERMS.index(name)]
         if not np.allclose(wrong, want):
             mistakes[message] = wrong
     if t > 1:
@@ -129,52 +145,57 @@ def _expect_terms(terms, want, name, wrong_terms, t):
     got = terms[name]
     if isinstance(got, np.ndarray) and got.ndim == 3 and got.shape[0] == t - 1 and t > 1:
         raise CheckFailure(f"terms[{name!r}] has {t - 1} entries, one per k = 1 … t−1; the sum runs over "
-                           f"k = 1 … t (here t = {t}): the last step uses {name} too and has its own term")
-    expect_close(got, want, f"terms[{name!r}]", scales={-1: FLIP, 2: HALF},
+                           f"k = 1 … t (here t = {t}): the last step uses {SYMBOL[name]} too and has its own term")
+    expect_close(got, want, f"terms[{name!r}]", scales=LOSS_SCALES,
                  mistakes=_term_mistakes(name, want, wrong_terms, t))
 
 
 def _expect_sum(grads, want, name, t):
-    mistakes, scales = {}, {-1: FLIP, 2: HALF}
+    total = want.sum(axis=0)
+    mistakes, scales = _loss_mistakes(total), dict(LOSS_SCALES)
+    mistakes["the term k = t is missing: the sum runs over k = 1 … t, and the last step itself "
+             f"uses {SYMBOL[name]}"] = want[:-1].sum(axis=0)
     if t > 1:
-        mistakes["the term k = t is missing: the sum runs over k = 1 … t, and the last step itself "
-                 f"uses {name}"] = want[:-1].sum(axis=0)
-        mistakes[f"it holds only the term k = t; ∂E_t/∂{name} adds the terms of every step k = 1 … t"] = want[-1]
+        mistakes[f"it holds only the term k = t; ∂L_t/∂{SYMBOL[name]} adds the terms of every step "
+                 "k = 1 … t"] = want[-1]
         mistakes["it holds only the term k = 1; add the terms of every step k = 1 … t"] = want[0]
+        # the terms passed their check, so the loss is right: with t = 2 a factor ½ here is an average
         scales[1 / t] = "you averaged the terms; the chain rule adds them (one term per step that used the matrix)"
-    expect_close(grads[name], want.sum(axis=0), f"grads[{name!r}]", scales=scales, mistakes=mistakes)
+    expect_close(grads[name], total, f"grads[{name!r}]", scales=scales, mistakes=mistakes)
 
 
 def worked_example(student, rng, t=3, input_size=2, hidden_size=3, output_size=2):
-    """``bptt_worked_example(x (t, I), s0 (H,), d (K,), params)`` with ``params`` W_x (H, I), W_s (H, H),
-    W_y (K, H) returns ``(grads, terms)``: ``grads`` the three gradients of E_t = ½‖d_t − y_t‖², ``terms``
-    ``{"W_s": (t, H, H), "W_x": (t, H, I)}`` with ``terms[name][k-1]`` the term of step k."""
+    """``bptt_worked_example(x (t, I), h0 (H,), d (K,), params)`` with ``params`` weight_ih (H, I),
+    weight_hh (H, H), weight_y (K, H) returns ``(grads, terms)``: ``grads`` the three gradients of
+    L_t = ‖d_t − y_t‖² (keys WORKED_GRADS), ``terms`` ``{"weight_hh": (t, H, H), "weight_ih": (t, H, I)}``
+    with ``terms[name][k-1]`` the term of step k."""
     fn = student_function(student, "bptt_worked_example")
     I, H, K = input_size, hidden_size, output_size
-    W_x = rng.normal(0.0, 1.0 / np.sqrt(I), (H, I))
-    W_s = rng.normal(0.0, 0.9 / np.sqrt(H), (H, H))
+    W_ih = rng.normal(0.0, 1.0 / np.sqrt(I), (H, I))
+    W_hh = rng.normal(0.0, 0.9 / np.sqrt(H), (H, H))
     W_y = rng.normal(0.0, 1.0 / np.sqrt(H), (K, H))
-    x, s0, d = rng.normal(size=(t, I)), rng.normal(0.0, 0.5, H), rng.normal(size=K)
-    dW_y, want_s, want_x = _worked_reference(x, s0, d, W_x, W_s, W_y)
+    x, h0, d = rng.normal(size=(t, I)), rng.normal(0.0, 0.5, H), rng.normal(size=K)
+    dW_y, want_hh, want_ih = _worked_reference(x, h0, d, W_ih, W_hh, W_y)
 
-    params = {"W_x": W_x.copy(), "W_s": W_s.copy(), "W_y": W_y.copy()}
-    out = call_student(fn, x.copy(), s0.copy(), d.copy(), params)
+    params = copy_params(dict(zip(WORKED_PARAMS, (W_ih, W_hh, W_y))))
+    out = call_student(fn, x.copy(), h0.copy(), d.copy(), params)
     grads, terms = expect_tuple(out, 2, "bptt_worked_example", "(grads, terms)")
-    grads = expect_grads_dict(grads, ("W_y", "W_s", "W_x"), "grads")
-    terms = expect_grads_dict(terms, ("W_s", "W_x"), "terms")
+    grads = expect_grads_dict(grads, WORKED_GRADS, "grads")
+    terms = expect_grads_dict(terms, WORKED_TERMS, "terms")
 
-    s = _states(x, s0, W_x, W_s)
-    expect_close(grads["W_y"], dW_y, "grads['W_y']", axes=("K", "H") if K != H else None,
-                 scales={-1: FLIP, 2: HALF},
-                 mistakes={"it uses s_{t-1}; the output reads the last state: ∂E_t/∂W_y = (y_t − d_t) s_tᵀ":
-                           np.outer(W_y @ s[-1] - d, s[-2])})
+    h = _states(x, h0, W_ih, W_hh)
+    expect_close(grads["weight_y"], dW_y, "grads['weight_y']", axes=("K", "H") if K != H else None,
+                 scales=LOSS_SCALES,
+                 mistakes={**_loss_mistakes(dW_y),
+                           "it uses h_{t-1}; the output reads the last state: ∂L_t/∂W_y = 2 (y_t − d_t) h_tᵀ":
+                           np.outer(2.0 * (W_y @ h[-1] - d), h[-2])})
 
     def wrong_terms(**flags):
-        return _terms(x, s0, d, W_x, W_s, W_y, **flags)
+        return _terms(x, h0, d, W_ih, W_hh, W_y, **flags)
 
-    for name, want in (("W_s", want_s), ("W_x", want_x)):
+    for name, want in zip(WORKED_TERMS, (want_hh, want_ih)):
         _expect_terms(terms, want, name, wrong_terms, t)
-    for name, want in (("W_s", want_s), ("W_x", want_x)):
+    for name, want in zip(WORKED_TERMS, (want_hh, want_ih)):
         _expect_sum(grads, want, name, t)
     return f"bptt_worked_example: correct for t = {t} (I={I}, H={H}, K={K})"
 
