@@ -43,8 +43,8 @@ def test_written_out_loss_equals_rnnkit_seq2seq():
     assert (targets == PAD_ID).any()
     model = seq2seq.reference_model(params)
     logits = model(src, targets)
-    loss, dlogits = cross_entropy(logits, targets, ignore_index=PAD_ID)
-    model.backward(dlogits)
+    loss, d_loss = cross_entropy(logits, targets, ignore_index=PAD_ID)
+    model.backward(d_loss["logits"])
     loss2, grads = seq2seq.seq2seq_reference(src, targets, params)
     assert np.isclose(float(loss2), float(loss), rtol=1e-12)
     for name, g in model.grads.items():
