@@ -32,7 +32,7 @@ Differences from torch, on purpose:
 import numpy as np
 
 from .backend import first_nonfinite, no_autograd
-from .cells import GRU_CELL, LSTM_CELL, RNN_CELL, get_cell, gru_variant
+from .cells import LSTM_CELL, RNN_CELL, get_cell, gru_variant
 from .params import Parameters, uniform
 from .sequence import MERGE_MODES, initial_state, layer_params, stacked_backward, stacked_forward, stacked_param_shapes
 from .cells.base import check_choice

@@ -11,7 +11,6 @@ reaches for is here, once::
     m.dtype, m.backend, m.device
 """
 
-import numpy as np
 
 from .backend import check_like, device_of, dtype_name, is_torch, namespace, resolve_dtype, to_backend, zeros
 

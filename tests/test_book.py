@@ -280,7 +280,11 @@ def test_exercise_downloads(browser_context, page_path):
     hrefs = _download_links(page)
     expected = 11 if page_path.endswith("start_here.html") else 1
     assert len(hrefs) >= expected, f"{page_path} links {len(hrefs)} exercise files, expected {expected}"
+    page.close()
     for i, href in enumerate(hrefs):
+        # a fresh page for each file: Chromium holds back a page's downloads after the tenth
+        page = context.new_page()
+        page.goto(f"{url}/{page_path}", wait_until="networkidle")
         link = page.locator("a.exercise-download").nth(i)
         link.scroll_into_view_if_needed()
         with page.expect_download(timeout=90_000) as download:
@@ -290,7 +294,7 @@ def test_exercise_downloads(browser_context, page_path):
         data = Path(download.value.path()).read_bytes()
         assert download.value.suggested_filename == released.name
         assert data == released.read_bytes(), f"{href}: the download differs from exercises/{relative}"
-    page.close()
+        page.close()
 
 
 @pytest.mark.browser
