@@ -1,4 +1,4 @@
-"""The checks of exercise 11 (capstone): the written-out references agree with rnnkit, the LSTM
+"""The checks of exercise 13 (capstone): the written-out references agree with rnnkit, the LSTM
 solution and a GRU version of it both pass, the backward step is scored on a cache the checker made
 (a wrong forward step does not cost its points), typical mistakes are named, and numpy calls on
 torch tensors are caught while the torch check runs (and only then)."""
@@ -51,7 +51,7 @@ def cell_step_backward(dh, cache):
 
 def gru_source():
     """The solution with a GRU step: the state is h alone, so lm_loss and sample_names change a little."""
-    cells = solution_source("11_capstone").split(CELL_BREAK)
+    cells = solution_source("13_capstone").split(CELL_BREAK)
     (step,) = [i for i, c in enumerate(cells) if c.startswith('CELL = "lstm"')]
     cells[step] = GRU_STEP
     source = CELL_BREAK.join(cells)
@@ -72,7 +72,7 @@ def gru_source():
     return source
 
 
-SOURCES = {"lstm": solution_source("11_capstone"), "gru": gru_source()}
+SOURCES = {"lstm": solution_source("13_capstone"), "gru": gru_source()}
 
 
 def run(spec, source, seed=0, **params):

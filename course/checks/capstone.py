@@ -1,4 +1,4 @@
-"""Checks for exercise 11, the capstone: a character-level language model of first names trained end
+"""Checks for exercise 13, the capstone: a character-level language model of first names trained end
 to end with the students' own pieces, written once for numpy and torch.
 
 Graded: the student's cell step (LSTM or GRU, chosen with ``CELL = "lstm"`` or ``"gru"`` in the

@@ -13,7 +13,7 @@ into the encoder, generation that does not feed its output back or does not stop
 ``masked_cross_entropy``); when it fails, the first of those that fails its own check is named
 (:func:`~course.checks.expect.blame_parts`).
 
-Also used by the capstone (exercise 11): :func:`run_cases` and :func:`expect_number`.
+Also used by the capstone (exercise 13): :func:`run_cases` and :func:`expect_number`.
 """
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Typical mistakes in exercise 11 (capstone) and what the feedback must say about each."""
+"""Typical mistakes in exercise 13 (capstone) and what the feedback must say about each."""
 from course_helpers import Mutant
 
 MUTANTS = [
