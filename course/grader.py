@@ -279,10 +279,10 @@ def _run_test(session: StudentSession | None, test: TestCell, result: GradedNote
         outcome.verdicts.append(verdict)
         outcome.hidden.append(call.hidden)
         if verdict.kind in GONE_KINDS:
-            result.events.append((verdict.kind, f"test {test.grade_id}: {verdict.message}"))
+            result.events.append((verdict.kind, f"{test.grade_id}: {verdict.message}"))
             _restart(session, result)
         elif verdict.kind == "checker-error":
-            result.events.append(("review", f"test {test.grade_id}: {verdict.message}"))
+            result.events.append(("review", f"{test.grade_id}: {verdict.message}"))
         if not verdict.passed:
             break
     result.tests[test.grade_id] = outcome

@@ -2,8 +2,9 @@
 
 The page is rendered with nbconvert and nbgrader's own feedback template, from a notebook whose
 test cells hold only their released source (hidden tests never reach it) and whose outputs were
-written by the grader. Markdown is sanitised (nbconvert's ``clean_html``, with bleach) and outputs
-are plain text or PNG: a student's notebook cannot put scripts into a page the instructor opens.
+written by the grader. Rendered markdown is sanitised (:func:`safe_html`, in the template
+``templates/course_feedback``, since nbgrader's own renders markdown as it is) and outputs are plain
+text or PNG: a student's notebook cannot put scripts into a page the instructor opens.
 """
 from __future__ import annotations
 
@@ -11,7 +12,23 @@ import copy
 import os
 
 import nbformat
-from nbconvert.filters.strings import clean_html
+import bleach
+
+
+TEMPLATES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "templates")
+#: the markup a rendered markdown cell may keep (no scripts, styles, frames, forms or event handlers)
+SAFE_TAGS = {"a", "abbr", "b", "blockquote", "br", "code", "dd", "del", "details", "div", "dl", "dt", "em",
+             "h1", "h2", "h3", "h4", "h5", "h6", "hr", "i", "img", "kbd", "li", "ol", "p", "pre", "s", "span",
+             "strong", "sub", "summary", "sup", "table", "tbody", "td", "tfoot", "th", "thead", "tr", "ul"}
+SAFE_ATTRIBUTES = {"*": ["class", "id", "title"], "a": ["href"], "img": ["src", "alt", "width", "height"],
+                   "td": ["align", "colspan", "rowspan"], "th": ["align", "colspan", "rowspan"]}
+
+
+def safe_html(html: str) -> str:
+    """Rendered markdown without anything that runs: other tags are shown as text, other
+    attributes (``onerror``...) and links other than http(s), mailto and data images are dropped."""
+    return bleach.clean(str(html), tags=SAFE_TAGS, attributes=SAFE_ATTRIBUTES,
+                        protocols=["http", "https", "mailto", "data"])
 
 
 class FeedbackRenderer:
@@ -34,10 +51,11 @@ class FeedbackRenderer:
 
             base = os.path.join(os.path.dirname(nbgrader.__file__), "server_extensions", "formgrader")
             config = Config()
-            config.HTMLExporter.template_name = "feedback"
-            config.HTMLExporter.extra_template_basedirs = [os.path.join(base, "templates")]
-            config.HTMLExporter.extra_template_paths = [
-                os.path.join(base, "static", "node_modules", "bootstrap", "dist", "css")]
+            config.HTMLExporter.template_name = "course_feedback"
+            config.HTMLExporter.extra_template_basedirs = [os.path.join(base, "templates"), TEMPLATES]
+            config.HTMLExporter.filters = {"safe_html": safe_html}
+            config.HTMLExporter.extra_template_paths = [   # roots: 'feedback/index.html.j2' and its CSS
+                os.path.join(base, "templates"), os.path.join(base, "static", "node_modules", "bootstrap", "dist", "css")]
             self._exporter = HTMLExporter(config=config)
         return self._exporter
 
@@ -45,8 +63,6 @@ class FeedbackRenderer:
         """HTML feedback for ``notebook`` (already without hidden tests) with ``graded``'s scores."""
         nb = nbformat.from_dict(copy.deepcopy(notebook))
         for cell in nb.cells:
-            if cell.cell_type == "markdown":   # nbgrader's template does not sanitise markdown itself
-                cell.source = clean_html(cell.source)
             meta = cell.get("metadata", {}).get("nbgrader")
             if not meta:
                 continue
