@@ -21,7 +21,6 @@ NAME = "02_vanilla_rnn"
 TESTS = {"test_rnn_step_forward": 3.0, "test_rnn_forward": 3.0, "test_linear_head_forward": 2.0, "test_softmax": 2.0}
 FULL = dict(TESTS)
 ZERO = {k: 0.0 for k in TESTS}
-FUNCTIONS = ("rnn_step_forward", "rnn_forward", "linear_head_forward", "softmax")
 
 
 @dataclass
@@ -74,10 +73,21 @@ def _append(nb: dict, source: str) -> dict:
 
 
 def _replace_answers(nb: dict, source: str) -> dict:
-    """Every answer function replaced by ``source`` (a submission with no working code)."""
-    for grade_id in FUNCTIONS:
-        nb["cells"][_index(nb, grade_id)]["source"] = "import numpy as np\n" + source.replace("NAME", grade_id)
+    """Every answer function replaced by ``source`` (a submission with no working code). An answer
+    cell's grade id is the name of the function it defines."""
+    for cell in nb["cells"]:
+        meta = cell.get("metadata", {}).get("nbgrader", {})
+        if meta.get("solution"):
+            cell["source"] = "import numpy as np\n" + source.replace("NAME", meta["grade_id"])
     return nb
+
+
+def attacks_on(name: str) -> dict[str, dict]:
+    """The attacks on the grader as submissions of assignment ``name`` (its release, every answer
+    replaced by the attack)."""
+    release = json.loads((ROOT / "exercises" / name / f"{name}.ipynb").read_text())
+    return {student: _replace_answers(json.loads(json.dumps(release)), attack)
+            for student, attack in ATTACKS.items() if student in OTHER_ASSIGNMENT_ATTACKS}
 
 
 def _set(nb: dict, grade_id: str, source: str) -> dict:
@@ -197,6 +207,9 @@ ATTACKS = {"attack-stack": STACK_WALK, "attack-inspect": INSPECT_STACK, "attack-
            "attack-resultfile": RESULT_FILE, "attack-jsonpatch": PATCH_JSON, "attack-rebind": REBIND_HELPER,
            "attack-modules": MODULES_BY_NAME, "attack-base64": EXEC_BASE64, "attack-builtins": IMPORT_BUILTIN,
            "attack-allowed": ALLOWED_THEN_REACH, "attack-disk": READ_FROM_DISK, "attack-proc": PROC_SNOOP}
+
+#: the attacks also tried on other assignments' notebooks (one of each family)
+OTHER_ASSIGNMENT_ATTACKS = ("attack-stack", "attack-gc", "attack-resultfile", "attack-modules", "attack-disk")
 
 # -- attacks on classmates and on the output ------------------------------------------------------
 

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import psutil
 import pytest
-from grading_corpus import ATTACKS, FULL, NAME, TESTS, build, canary, hidden_lines
+from grading_corpus import ATTACKS, FULL, NAME, TESTS, attacks_on, build, canary, hidden_lines
 
 from course.sandbox import FIRST_UID, SLOTS, Limits
 from grading.discover import clean_id
@@ -116,6 +116,21 @@ def test_attacks_score_nothing_and_are_flagged(corpus):
         assert row["status"] != "graded", row   # in the summary's list of submissions to look at
     summary = text_of(corpus["out"] / "summary.html")
     assert all(s in summary for s in ATTACKS)
+
+
+@pytest.mark.parametrize("name", ["03_bptt", "06_gru", "07_lstm"])
+def test_attacks_on_other_assignments_score_nothing_and_are_flagged(name, tmp_path):
+    subs = tmp_path / "subs"
+    subs.mkdir()
+    for student, nb in attacks_on(name).items():
+        (subs / f"{student}_{name}.ipynb").write_text(json.dumps(nb))
+    run(Options(assignment=name, submissions=str(subs), course_dir=str(ROOT), out=str(tmp_path / "out"),
+                workers=2, limits=LIMITS, progress=False))
+    rows = read_csv(tmp_path / "out")
+    assert len(rows) == 5
+    for student, row in rows.items():
+        assert float(row["total"]) == 0 and row["status"] != "graded", (name, student, row)
+    assert sandbox_processes(str(tmp_path / "out")) == []
 
 
 def test_honest_code_written_differently_gets_full_marks_and_sees_its_prints(corpus):
