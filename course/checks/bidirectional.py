@@ -24,7 +24,8 @@ from ..sandbox import Policy
 from . import HELPERS
 from .expect import (CheckFailure, blame_parts, call_student, copy_params, expect_array, expect_close,
                      expect_grads_dict, expect_tuple, expect_unchanged, kind_of, student_function)
-from .gated import call_backward, expect_output, expect_shaped_mistakes, random_params, with_cases
+from .gated import (DH_LAST_MISTAKES, call_backward, expect_output, expect_shaped_mistakes, mistakes_by_key,
+                    random_params, with_cases)
 
 #: what the student's notebook may import when it is graded: the vanilla step of exercise 2 (the
 #: point here is the wrapper around it; rnnkit.cells comes whole, with its backend), nothing that
@@ -106,17 +107,22 @@ def _run(x, params, mask=None, reverse=False, h0=None):
     return hs, hT
 
 
+def _masked_run_inputs(rng, T, batch, input_size, hidden, padded, lengths_none):
+    """Parameters, x (T, B, I), h0 (B, H), lengths (or None) and the mask of one direction's run."""
+    params = random_params(rng, input_size, hidden, 1)
+    x = rng.normal(size=(T, batch, input_size))
+    h0 = rng.normal(0.0, 0.5, size=(batch, hidden))
+    lengths = None if lengths_none else _lengths(rng, batch, T, padded)
+    return params, x, h0, lengths, None if lengths is None else lengths_to_mask(lengths, T)
+
+
 @with_cases
 def rnn_forward(student, rng, length=5, batch=3, input_size=4, hidden=6, padded=True, lengths_none=False):
     """``rnn_forward(x, h0, params, lengths)`` returns ``(hs (T, B, H), h_last (B, H))``."""
     fname = "rnn_forward"
     fn = student_function(student, fname)
     T = length
-    params = random_params(rng, input_size, hidden, 1)
-    x = rng.normal(size=(T, batch, input_size))
-    h0 = rng.normal(0.0, 0.5, size=(batch, hidden))
-    lengths = None if lengths_none else _lengths(rng, batch, T, padded)
-    mask = None if lengths is None else lengths_to_mask(lengths, T)
+    params, x, h0, lengths, mask = _masked_run_inputs(rng, length, batch, input_size, hidden, padded, lengths_none)
     want_hs, want_h = _run(x, params, mask, h0=h0)
     args = {"x": x.copy(), "h0": h0.copy(), "params": copy_params(params)}
     out = call_student(fn, args["x"], args["h0"], args["params"], None if lengths is None else lengths.copy())
@@ -227,13 +233,18 @@ def bidirectional_forward(student, rng, length=6, batch=4, input_size=3, hidden=
                        parts, "bidirectional_forward")
 
 
+def _layer_inputs(rng, T, B, input_size, hidden, padded, lengths_none):
+    """Both directions' parameters, x (T, B, I) and the lengths (or None) of one layer's test."""
+    pf, pb = random_params(rng, input_size, hidden, 1), random_params(rng, input_size, hidden, 1)
+    x = rng.normal(size=(T, B, input_size))
+    return pf, pb, x, None if lengths_none else _lengths(rng, B, T, padded)
+
+
 def _check_bidirectional(student, rng, length, batch, input_size, hidden, mode, padded, lengths_none):
     fname = "bidirectional_forward"
     fn = student_function(student, fname)
     T, B, H = length, batch, hidden
-    pf, pb = random_params(rng, input_size, H, 1), random_params(rng, input_size, H, 1)
-    x = rng.normal(size=(T, B, input_size))
-    lengths = None if lengths_none else _lengths(rng, B, T, padded)
+    pf, pb, x, lengths = _layer_inputs(rng, length, batch, input_size, hidden, padded, lengths_none)
     want_out, want_hn = _module_reference(x, pf, pb, mode, lengths)
 
     args = {"x": x.copy(), "params_fwd": copy_params(pf), "params_bwd": copy_params(pb)}
@@ -446,17 +457,9 @@ def _masked_mistakes(x, h0, params, lengths, dhs, dlast, want):
              "in the forward one", dict(mask_dhs=False, carry_padded=False)),
         ]
     if dlast is not None:
-        messages.append(("dh_last was not used: the gradient of the final state joins at the last step",
-                         dict(dh_last_mode="none")))
-        messages.append(("dh_last was added at every step; it is the gradient of the final state only",
-                         dict(dh_last_mode="every")))
-    mistakes = {k: {} for k in BACKWARD_KEYS}
-    for message, flags in messages:
-        wrong = masked_bptt(x, h0, params, lengths, dhs, dlast, **flags)
-        for key in BACKWARD_KEYS:
-            if not np.allclose(wrong[key], want[key]) and message not in mistakes[key]:
-                mistakes[key][message] = wrong[key]
-    return mistakes
+        messages += DH_LAST_MISTAKES
+    return mistakes_by_key(lambda **flags: masked_bptt(x, h0, params, lengths, dhs, dlast, **flags), messages, want,
+                           BACKWARD_KEYS)
 
 
 @with_cases
@@ -468,11 +471,7 @@ def rnn_backward(student, rng, length=5, batch=3, input_size=4, hidden=6, padded
     fname = "rnn_backward"
     fn = student_function(student, fname)
     T = length
-    params = random_params(rng, input_size, hidden, 1)
-    x = rng.normal(size=(T, batch, input_size))
-    h0 = rng.normal(0.0, 0.5, size=(batch, hidden))
-    lengths = None if lengths_none else _lengths(rng, batch, T, padded)
-    mask = None if lengths is None else lengths_to_mask(lengths, T)
+    params, x, h0, lengths, mask = _masked_run_inputs(rng, length, batch, input_size, hidden, padded, lengths_none)
     hs, _, cache = sequence_forward("rnn", x, h0, params, mask=mask)
     dhs = rng.normal(size=hs.shape)
     dlast = rng.normal(size=h0.shape) if d_h_n else None
@@ -614,9 +613,7 @@ def _check_bidirectional_backward(student, rng, length, batch, input_size, hidde
     fname = "bidirectional_backward"
     fn = student_function(student, fname)
     T, B, H = length, batch, hidden
-    pf, pb = random_params(rng, input_size, H, 1), random_params(rng, input_size, H, 1)
-    x = rng.normal(size=(T, B, input_size))
-    lengths = None if lengths_none else _lengths(rng, B, T, padded)
+    pf, pb, x, lengths = _layer_inputs(rng, length, batch, input_size, hidden, padded, lengths_none)
     out, _ = _module_reference(x, pf, pb, mode, lengths)
     d_out = rng.normal(size=out.shape)
     dhn = rng.normal(size=(2, B, H)) if d_h_n else None

@@ -21,8 +21,8 @@ from ..sandbox import Policy
 from . import HELPERS
 from .expect import (CheckFailure, blame_parts, call_student, copy_params, expect_close, expect_grads_dict,
                      expect_tuple, expect_unchanged, kind_of, student_function)
-from .gated import (call_backward, expect_grads, expect_output, negate_block, permute_blocks, random_params,
-                    sigmoid, with_cases)
+from .gated import (DH_LAST_MISTAKES, call_backward, expect_grads, expect_output, mistakes_by_key, negate_block,
+                    permute_blocks, random_params, sigmoid, with_cases)
 
 #: what the student's notebook may import when it is graded: no rnnkit.cells
 POLICY = Policy(packages=("numpy", "matplotlib"), rnnkit=HELPERS)
@@ -386,17 +386,9 @@ def _bptt_mistakes(x, h0, hs, params, dhs, dlast, want):
          dict(reverse_dx=True)),
     ]
     if dlast is not None:
-        messages.append(("dh_last was not used: the gradient of the final state joins dh at the last step",
-                         dict(dh_last_mode="none")))
-        if T > 1:
-            messages.append(("dh_last was added at every step; it is the gradient of h_T only, so it joins at "
-                             "the last step and reaches earlier steps through the chain", dict(dh_last_mode="every")))
-    mistakes = {k: {} for k in SEQUENCE_KEYS}
-    for message, flags in messages:
-        wrong = bptt_reference(x, h0, hs, params, dhs, dlast, **flags)
-        for key in SEQUENCE_KEYS:
-            if not np.allclose(wrong[key], want[key]) and message not in mistakes[key]:
-                mistakes[key][message] = wrong[key]
+        messages += DH_LAST_MISTAKES[: 2 if T > 1 else 1]
+    mistakes = mistakes_by_key(lambda **flags: bptt_reference(x, h0, hs, params, dhs, dlast, **flags), messages,
+                               want, SEQUENCE_KEYS)
     mistakes["h0"]["grads['h0'] is dh of the first step; pass it back through that step: ∂L/∂h_0 is the "
                    "'h_prev' gradient of the first step"] = bptt_reference(x, h0, hs, params, dhs, dlast,
                                                                           h0_grad="first")["h0"]
