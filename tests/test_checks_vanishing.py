@@ -263,9 +263,7 @@ def test_every_known_mistake_changes_the_answer(rng):
     norms = spec._reference_norms(hs, params["weight_hh"])[0] * np.exp(rng.normal(0, 0.05, (7, 2)))
     for message, wrong in spec._factor_mistakes(norms).items():
         assert not np.allclose(wrong, spec.reference_factor(norms)), message
-    tp = spec.training_params(rng, 4)
-    batches = spec.training_data(rng, 5, 6, 2)
-    max_norm = spec._threshold(tp, batches, 0.05)
+    tp, batches, max_norm = spec.training_case(rng, 5, 6, 2, 4, 0.05, clip=True)
     losses, norms, after = spec.reference_training(tp, batches, 0.05, max_norm)
     assert (norms > max_norm).any() and (norms <= max_norm).any()
     for key in spec.TRAIN_MISTAKES:

@@ -461,15 +461,31 @@ def training_params(rng, hidden_size):
             "weight_y": rng.normal(0.0, 1.0, (1, H)), "bias_y": np.zeros(1)}
 
 
-def _threshold(params, batches, lr):
-    """A max_norm at which the clipped run clips some steps and leaves others alone."""
-    _, free, _ = reference_training(params, batches, lr, None)
-    for q in (0.5, 0.3, 0.7, 0.15, 0.85):
-        max_norm = float(np.quantile(free, q))
-        norms = reference_training(params, batches, lr, max_norm)[1]
-        if (norms > max_norm).any() and (norms <= max_norm).any():
-            return max_norm
-    return float(np.quantile(free, 0.5))
+def _finite(*arrays):
+    return all(np.isfinite(a).all() for a in arrays)
+
+
+def training_case(rng, steps, T, batch, hidden_size, lr, clip):
+    """``(params, batches, max_norm)`` for a run that stays finite and, when clipped, clips some steps
+    and not others, with no norm within 0.01 % of max_norm: there the ``+ 1e-6`` of the scale makes
+    clipping jump, and rounding alone could decide which side a step falls on."""
+    for _ in range(50):
+        params, batches = training_params(rng, hidden_size), training_data(rng, steps, T, batch)
+        losses, free, _ = reference_training(params, batches, lr, None)
+        if not clip:
+            if _finite(losses, free):
+                return params, batches, None
+            continue
+        ranked = np.sort(free[np.isfinite(free)])
+        middle = len(ranked) // 2
+        pairs = sorted(zip(ranked[:-1], ranked[1:]), key=lambda ab: abs(np.searchsorted(ranked, ab[1]) - middle))
+        for low, high in pairs:                      # between two neighbours, nearest the median first
+            max_norm = float(np.sqrt(low * high))
+            losses, norms, after = reference_training(params, batches, lr, max_norm)
+            if _finite(losses, norms, *after.values()) and (norms > max_norm).any() and (norms < max_norm).any() \
+                    and np.abs(norms / max_norm - 1).min() > 1e-4:
+                return params, batches, max_norm
+    raise RuntimeError(f"no finite training run with clipping found for T={T}, B={batch}, H={hidden_size}, lr={lr}")
 
 
 def train_clipped(student, rng, steps=6, T=8, batch=3, hidden_size=5, lr=0.05, clip=True):
@@ -479,9 +495,7 @@ def train_clipped(student, rng, steps=6, T=8, batch=3, hidden_size=5, lr=0.05, c
     fn = student_function(student, "train_clipped")
     if not student.has("loss_and_grads"):
         raise CheckFailure("train_clipped uses the given loss_and_grads: run the cell that defines it first")
-    params = training_params(rng, hidden_size)
-    batches = training_data(rng, steps, T, batch)
-    max_norm = _threshold(params, batches, lr) if clip else None
+    params, batches, max_norm = training_case(rng, steps, T, batch, hidden_size, lr, clip)
     want_losses, want_norms, want_params = reference_training(params, batches, lr, max_norm)
 
     def judge():
@@ -495,18 +509,18 @@ def train_clipped(student, rng, steps=6, T=8, batch=3, hidden_size=5, lr=0.05, c
         losses = expect_array(np.asarray(losses) if isinstance(losses, list) else losses, "losses",
                               shape=(steps,))
         norms = expect_array(np.asarray(norms) if isinstance(norms, list) else norms, "norms", shape=(steps,))
-        if clip and not np.allclose(norms, want_norms, rtol=1e-7) \
+        if clip and not np.allclose(norms, want_norms, rtol=1e-6) \
                 and np.allclose(norms, wrong["norm_after_clip"][1], rtol=1e-5):   # max_norm, or about it
             raise CheckFailure(f"norms is wrong: {names['norm_after_clip']}")
-        expect_close(norms, want_norms, "norms", rtol=1e-7,
+        expect_close(norms, want_norms, "norms", rtol=1e-6,
                      mistakes={names[k]: w[1] for k, w in wrong.items()})
-        expect_close(losses, want_losses, "losses", rtol=1e-7,
+        expect_close(losses, want_losses, "losses", rtol=1e-6,
                      mistakes={names[k]: w[0] for k, w in wrong.items()})
         if all(np.array_equal(passed[k], params[k]) for k in params):
             raise CheckFailure("params did not change: update the arrays in place, params[name] -= lr * "
                                "grads[name], so that the caller's model is trained")
         for name in params:
-            expect_close(passed[name], want_params[name], f"params[{name!r}] after training", rtol=1e-7,
+            expect_close(passed[name], want_params[name], f"params[{name!r}] after training", rtol=1e-6,
                          mistakes={names[k]: w[2][name] for k, w in wrong.items()})
 
     blame_parts(student, judge, [("clip_grad_norm", clip_grad_norm)], "train_clipped")
