@@ -229,7 +229,8 @@ def test_an_honest_variant_written_differently_passes():
     ("train_clipped", {}, "params[name] -= lr * grads[name]", "params[name] += lr * grads[name]", "goes uphill"),
     ("train_clipped", {}, "        for name in params:\n            params[name] -= lr * grads[name]\n",
      "        params = {name: p - lr * grads[name] for name, p in params.items()}\n", "params did not change"),
-    ("train_clipped", {}, "(total + 1e-6)", "total", "train_clipped uses your clip_grad_norm, which does not pass"),
+    ("train_clipped", {}, "if total > max_norm:", "if True:",
+     "train_clipped uses your clip_grad_norm, which does not pass"),
 ])
 def test_mistakes_are_named(source, name, params, old, new, message):
     wrong = source.replace(old, new, 1)

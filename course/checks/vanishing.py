@@ -523,6 +523,10 @@ def train_clipped(student, rng, steps=6, T=8, batch=3, hidden_size=5, lr=0.05, c
             expect_close(passed[name], want_params[name], f"params[{name!r}] after training", rtol=1e-6,
                          mistakes={names[k]: w[2][name] for k, w in wrong.items()})
 
-    blame_parts(student, judge, [("clip_grad_norm", clip_grad_norm)], "train_clipped")
+    def clipping(student, rng):       # both sides of the threshold, as the training loop meets them
+        for regime in ("above", "below"):
+            clip_grad_norm(student, rng, regime=regime)
+
+    blame_parts(student, judge, [("clip_grad_norm", clipping)], "train_clipped")
     how = f"max_norm = {max_norm:.3g}" if clip else "max_norm = None"
     return f"train_clipped: correct ({steps} steps, {how})"
