@@ -108,7 +108,7 @@ ANSWERS = {
     "01_sequence_data": {"text.py", "sequence.py", "embedding.py"},
     "02_vanilla_rnn": {"cells/rnn.py", "sequence.py", "heads.py", "losses.py"},
     "03_bptt": {"cells/rnn.py", "sequence.py", "losses.py"},
-    "04_vanishing_gradients": {"clip.py", "cells/rnn.py"},
+    "04_vanishing_gradients": {"clip.py", "cells/rnn.py", "sequence.py"},
     "05_language_model": {"text.py", "losses.py", "embedding.py", "heads.py", "optim.py", "models.py"},
     "06_gru": {"cells/gru.py", "sequence.py", "modules.py"},
     "07_lstm": {"cells/lstm.py", "sequence.py", "modules.py"},

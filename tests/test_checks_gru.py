@@ -3,6 +3,8 @@ mistake is switched on, every known mistake is distinguishable from the right an
 name the mistake in a student's code, and the backward check does not depend on the forward pass."""
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 from course_helpers import check_source
@@ -122,3 +124,98 @@ def test_the_sandbox_holds_no_gru_step():
     entries = SiteLayout.for_policy(spec.POLICY).entries
     assert "rnnkit/gradcheck.py" in entries and "numpy" in entries
     assert not [e for e in entries if e.startswith(("rnnkit/cells", "rnnkit/sequence", "rnnkit/modules"))]
+
+
+# ------------------------------------------------------------------ the GRU over a sequence
+
+def _run(seed=5, T=4, B=3, I=2, H=5):
+    from rnnkit.sequence import sequence_forward
+
+    rng = np.random.default_rng(seed)
+    params = random_params(rng, I, H, 3)
+    x, h0 = rng.normal(size=(T, B, I)), rng.normal(size=(B, H))
+    hs, _, cache = sequence_forward("gru", x, h0, params)
+    return rng, params, x, h0, hs, cache
+
+
+@pytest.mark.parametrize("dh_last", [True, False])
+def test_the_bptt_variant_without_mistake_is_rnnkit(dh_last):
+    from rnnkit.sequence import sequence_backward
+
+    rng, params, x, h0, hs, cache = _run()
+    dhs = rng.normal(size=hs.shape)
+    dlast = rng.normal(size=h0.shape) if dh_last else None
+    want = sequence_backward(dhs, dlast, cache)
+    got = spec.bptt_reference(x, h0, hs, params, dhs, dlast)
+    for key in spec.SEQUENCE_KEYS:
+        np.testing.assert_allclose(got[key], want[key], rtol=1e-10, atol=1e-12)
+    right = got
+    for flags in (dict(carry=False), dict(accumulate="first"), dict(accumulate="last"), dict(reverse_dx=True),
+                  dict(h0_grad="first")):
+        wrong = spec.bptt_reference(x, h0, hs, params, dhs, dlast, **flags)
+        assert any(not np.allclose(wrong[k], right[k]) for k in spec.SEQUENCE_KEYS), flags
+
+
+def test_the_documented_caches_are_the_steps_of_the_run():
+    _, params, x, h0, hs, _ = _run()
+    caches = spec.sequence_caches(x, h0, hs, params)
+    assert len(caches) == len(x) and caches[0][1] is h0
+    for t, cache in enumerate(caches):
+        np.testing.assert_allclose(cache[1], h0 if t == 0 else hs[t - 1])
+        h_prev, z, n = cache[1], cache[3], cache[4]
+        np.testing.assert_allclose((1 - z) * n + z * h_prev, hs[t], rtol=1e-12)
+
+
+def test_the_sequence_solution_passes(source):
+    assert "def gru_backward" in source
+    run("sequence_forward", source, T=1, batch=1, input_size=2, hidden=3)
+    run("sequence_forward", source, seed=None, zero_state=True)
+    run("sequence_backward", source, T=1, batch=2, d_h_n=False)
+    assert run("sequence_backward", source, seed=None, scale=3.0) == (
+        "gru_backward: all six gradients correct (with dh_last, T=4, B=3, I=2, H=5)")
+
+
+@pytest.mark.parametrize("name, old, new, message", [
+    ("sequence_forward", "h, cache = gru_step_forward(x[t], h, params)",
+     "h, cache = gru_step_forward(x[t], h0, params)", "every step starts from h0"),
+    ("sequence_forward", "        hs.append(h)\n", "        hs.append(cache[1])\n", "holds the state before it"),
+    ("sequence_forward", "return np.stack(hs), h, caches", "return np.stack(hs), h, caches[::-1]",
+     "caches[0] entry 'x' differs"),
+    ("sequence_forward", "return np.stack(hs), h, caches", "return np.stack(hs), h, caches[0]",
+     "caches should be a list of the T = 4 step caches"),
+    ("sequence_forward", "h = (1 - z) * n + z * h_prev", "h = z * n + (1 - z) * h_prev",
+     "gru_forward uses your gru_step_forward, which does not pass its own check yet"),
+    ("sequence_backward", "step = gru_step_backward(dhs[t] + dh_next, caches[t])",
+     "step = gru_step_backward(dhs[t], caches[t])", "the gradient from step t+1 is not added"),
+    ("sequence_backward", "grads[name] += step[name]", "grads[name] = step[name]",
+     "only the first step's gradient is in it"),
+    ("sequence_backward", "dxs[t] = step[\"x\"]", "dxs[len(caches) - 1 - t] = step[\"x\"]",
+     "reverse time order"),
+    ("sequence_backward", "dh_next = np.zeros_like(dhs[0]) if dh_last is None else dh_last",
+     "dh_next = np.zeros_like(dhs[0])", "dh_last was not used"),
+    ("sequence_backward", "    grads[\"h0\"] = dh_next\n", "    grads[\"h0\"] = dhs[0] + dh_next * 0\n",
+     "grads['h0'] differs"),
+    ("sequence_backward", "da_z = dz * z * (1 - z)", "da_z = dz",
+     "gru_backward uses your gru_step_backward, which does not pass its own check yet"),
+])
+def test_sequence_mistakes_are_named(source, name, old, new, message):
+    wrong = source.replace(old, new, 1)
+    assert wrong != source, old
+    with pytest.raises(CheckFailure, match=re.escape(message)):
+        run(name, wrong)
+
+
+def test_a_wrong_sequence_forward_does_not_fail_a_right_backward(source):
+    """gru_backward gets the checker's caches: the student's forward passes play no part."""
+    broken = source.replace("h, cache = gru_step_forward(x[t], h, params)",
+                            "h, cache = gru_step_forward(x[t], h0, params)")
+    broken = broken.replace("n = np.tanh(xw[:, 2 * H:] + r * hn)", "n = sigmoid(xw[:, 2 * H:] + r * hn)")
+    with pytest.raises(CheckFailure):
+        run("sequence_forward", broken)
+    run("sequence_backward", broken)
+
+
+def test_reading_other_caches_names_the_documented_format(source):
+    wrong = source.replace("params = caches[0][-1]", "params = caches[\"params\"]")
+    with pytest.raises(CheckFailure, match=re.escape("caches = the list of the T step caches")):
+        run("sequence_backward", wrong)

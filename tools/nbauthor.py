@@ -4,8 +4,8 @@
     write("solutions/x/x.ipynb", [
         markdown("# Title"),
         solution("pad", '''def pad(...):\n    ### BEGIN SOLUTION\n    ...\n    ### END SOLUTION'''),
-        tests("pad_tests", 2, 'check("sequence_data.pad_sequences", seed=0)',
-              hidden='check("sequence_data.pad_sequences", batch=9)'),
+        tests("pad_tests", 2, 'check("sequence_data.pad_batch", seed=0)',
+              hidden='check("sequence_data.pad_batch", batch=9)'),
     ])
 
 The notebook in solutions/ is the source of truth; these helpers only save typing and keep the

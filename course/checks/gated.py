@@ -107,6 +107,31 @@ def expect_grads(grads, want: dict, name: str, *, whole: str | None = None, keys
 
 
 # --------------------------------------------------------------------------------------------
+# BPTT over a sequence: the gradients that typical mistakes give
+# --------------------------------------------------------------------------------------------
+
+#: the two ways to get the gradient of the final state wrong, as switches of a BPTT variant
+DH_LAST_MISTAKES = (
+    ("dh_last was not used: the gradient of the final state joins dh at the last step", dict(dh_last_mode="none")),
+    ("dh_last was added at every step; it is the gradient of the final state only, so it joins at the last step "
+     "and reaches earlier steps through the chain", dict(dh_last_mode="every")),
+)
+
+
+def mistakes_by_key(variant, messages, want, keys):
+    """``{key: {message: value}}`` for a backward pass whose result is a dict: ``variant(**flags)`` is
+    the result with a mistake switched on, for each ``(message, flags)`` of ``messages``; a message is
+    kept for the keys where that mistake changes the value."""
+    mistakes = {k: {} for k in keys}
+    for message, flags in messages:
+        wrong = variant(**flags)
+        for key in keys:
+            if not np.allclose(wrong[key], want[key]) and message not in mistakes[key]:
+                mistakes[key][message] = wrong[key]
+    return mistakes
+
+
+# --------------------------------------------------------------------------------------------
 # backward passes: the checker's cache, in the documented format
 # --------------------------------------------------------------------------------------------
 

@@ -1,5 +1,6 @@
 """Checks for exercise 6, gated recurrent units: the simplified GRU (update gate only), the full
-GRU step in torch's convention, its backward step, and the change of update-gate convention.
+GRU step in torch's convention, its backward step, the change of update-gate convention, and the GRU
+over a whole sequence: its forward pass and backpropagation through time.
 
 Expected values come from ``rnnkit.cells`` on fresh random inputs. The values that typical mistakes
 produce are computed from rnnkit with the mistake applied (another convention, permuted or negated
@@ -13,17 +14,19 @@ import numpy as np
 from rnnkit.cells import gru_simple_step_forward as _simple_forward
 from rnnkit.cells import gru_step_backward as _gru_backward
 from rnnkit.cells import gru_step_forward as _gru_forward
+from rnnkit.sequence import sequence_backward as _sequence_backward
+from rnnkit.sequence import sequence_forward as _sequence_forward
 
 from ..sandbox import Policy
 from . import HELPERS
-from .expect import (CheckFailure, call_student, copy_params, expect_close, expect_tuple, expect_unchanged,
-                     kind_of, student_function)
-from .gated import (call_backward, expect_grads, expect_output, negate_block, permute_blocks, random_params,
-                    sigmoid, with_cases)
+from .expect import (CheckFailure, blame_parts, call_student, copy_params, expect_close, expect_grads_dict,
+                     expect_tuple, expect_unchanged, kind_of, student_function)
+from .gated import (DH_LAST_MISTAKES, call_backward, expect_grads, expect_output, mistakes_by_key, negate_block,
+                    permute_blocks, random_params, sigmoid, with_cases)
 
 #: what the student's notebook may import when it is graded: no rnnkit.cells
 POLICY = Policy(packages=("numpy", "matplotlib"), rnnkit=HELPERS)
-SPECS = ("simple_forward", "forward", "backward", "update_convention")
+SPECS = ("simple_forward", "forward", "backward", "update_convention", "sequence_forward", "sequence_backward")
 PARAM_NAMES = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
 GRAD_KEYS = ("x", "h_prev") + PARAM_NAMES
 
@@ -267,3 +270,158 @@ def update_convention(student, rng, input_size=3, hidden=4, bias=True):
     h_torch, _ = _gru_forward(x, h_prev, {k: np.asarray(v, dtype=np.float64) for k, v in got.items()})
     expect_close(h_torch, h_articles, "h computed with the converted parameters")
     return f"{fname}: correct (H={hidden}, {'with' if bias else 'without'} biases)"
+
+
+# -------------------------------------------------------------------- the GRU over a sequence
+
+def _sequence_inputs(rng, T, batch, input_size, hidden, scale, zero_state):
+    params = random_params(rng, input_size, hidden, 3, scale=scale)
+    x = rng.normal(size=(T, batch, input_size))
+    h0 = np.zeros((batch, hidden)) if zero_state else rng.normal(0.0, 0.8, size=(batch, hidden))
+    return x, h0, params
+
+
+def _forward_variants(x, h0, p):
+    """(hs, h_last) for typical mistakes of a loop over time."""
+    from_h0 = np.stack([_gru_forward(x[t], h0, p)[0] for t in range(len(x))])
+    hs, _, _ = _sequence_forward("gru", x, h0, p)
+    before = np.concatenate([h0[None], hs[:-1]])
+    return {
+        "every step starts from h0: carry the state, the h of step t is the h_prev of step t+1": (from_h0,
+                                                                                                  from_h0[-1]),
+        "hs[t] must be the state after step t (h_{t+1}); yours holds the state before it": (before, hs[-1]),
+    }
+
+
+@with_cases
+def sequence_forward(student, rng, T=4, batch=3, input_size=2, hidden=5, scale=0.5, zero_state=False):
+    """``gru_forward(x, h0, params)`` returns ``(hs (T, B, H), h_last (B, H), caches)``, ``caches`` the T
+    step caches of gru_step_forward."""
+    fname = "gru_forward"
+    fn = student_function(student, fname)
+    x, h0, params = _sequence_inputs(rng, T, batch, input_size, hidden, scale, zero_state)
+    want_hs, want_h, _ = _sequence_forward("gru", x, h0, params)
+    args = {"x": x.copy(), "h0": h0.copy(), "params": copy_params(params)}
+
+    def judge():
+        out = call_student(fn, args["x"], args["h0"], args["params"], what=fname)
+        hs, h_last, caches = expect_tuple(out, 3, fname, "(hs, h_last, caches)")
+        expect_unchanged({"x": x, "h0": h0, "params": params}, args, fname)
+        variants = _forward_variants(x, h0, params)
+        axes = ("T", "B", "H") if len({T, batch, hidden}) == 3 else None
+        expect_output(hs, want_hs, "hs", axes=axes, mistakes={m: v[0] for m, v in variants.items()})
+        expect_output(h_last, want_h, "h_last", axes=STATE_AXES, mistakes={
+            **{m: v[1] for m, v in variants.items()},
+            "h_last is the state after the last step, hs[T − 1]": want_hs[0]})
+        _expect_caches(caches, x, h0, want_hs, params)
+
+    blame_parts(student, judge, [("gru_step_forward", forward)], fname)
+    return f"{fname}: hs, h_last and the caches correct (T={T}, B={batch}, I={input_size}, H={hidden})"
+
+
+def _expect_caches(caches, x, h0, hs, params):
+    """caches[t] must be the documented cache of step t (the one gru_step_backward reads)."""
+    T = len(x)
+    if not isinstance(caches, (list, tuple)) or len(caches) != T:
+        got = f"a {kind_of(caches)} of {len(caches)}" if isinstance(caches, (list, tuple)) else f"a {kind_of(caches)}"
+        raise CheckFailure(f"caches should be a list of the T = {T} step caches, got {got}")
+    names = ("x", "h_prev", "r", "z", "n", "hn")
+    for t, cache in enumerate(caches):
+        if not isinstance(cache, (list, tuple)) or len(cache) != 7:
+            raise CheckFailure(f"caches[{t}] should be the cache of step {t}: {CACHE_DOC}; got {kind_of(cache)}")
+        want = forward_cache(x[t], h0 if t == 0 else hs[t - 1], params)
+        for name, got, right in zip(names, cache, want):
+            expect_close(got, right, f"caches[{t}] entry {name!r}")
+
+
+#: the gradients gru_backward returns
+SEQUENCE_KEYS = ("x", "h0") + PARAM_NAMES
+#: the caches that gru_backward receives, as the notebook documents them
+CACHES_DOC = ("caches = the list of the T step caches, caches[t] = (x[t], h_prev, r, z, n, hn, params) as "
+              "gru_step_forward returns it, with h_prev = h0 for t = 0 and hs[t − 1] after")
+
+
+def sequence_caches(x, h0, hs, params):
+    """The caches of a GRU run in the documented format (``CACHES_DOC``), from the states ``hs``."""
+    return [forward_cache(x[t], h0 if t == 0 else hs[t - 1], params) for t in range(len(x))]
+
+
+def bptt_reference(x, h0, hs, params, dhs, dh_last, carry=True, dh_last_mode="last", accumulate="all",
+                   h0_grad="through", reverse_dx=False):
+    """BPTT over a GRU run in numpy from the step backward, with switches for the typical mistakes
+    (all off: rnnkit's ``sequence_backward``, tested in tests/test_checks_gru.py)."""
+    T = len(x)
+    grads = {k: np.zeros_like(params[k]) for k in PARAM_NAMES}
+    dxs, dnext, dh_first = [], np.zeros_like(h0), None
+    extra = np.zeros_like(h0) if dh_last is None else dh_last
+    for t in reversed(range(T)):
+        dh = dhs[t] + (dnext if carry else 0.0)
+        if (dh_last_mode == "last" and t == T - 1) or dh_last_mode == "every":
+            dh = dh + extra
+        dh_first = dh
+        step = backward_reference(x[t], h0 if t == 0 else hs[t - 1], params, dh)
+        if accumulate == "all" or (accumulate == "first" and t == 0) or (accumulate == "last" and t == T - 1):
+            for k in grads:
+                grads[k] = grads[k] + step[k]
+        dxs.append(step["x"])
+        dnext = step["h_prev"]
+    grads["x"] = np.stack(dxs if reverse_dx else dxs[::-1])
+    grads["h0"] = dnext if h0_grad == "through" else dh_first
+    return grads
+
+
+def _bptt_mistakes(x, h0, hs, params, dhs, dlast, want):
+    """Known wrong versions of each gradient of gru_backward: {key: {message: value}}."""
+    T = len(x)
+    not_carried = ("the gradient from step t+1 is not added: dh_t = dhs[t] + (the 'h_prev' gradient that step t+1 "
+                   "sends back)")
+    messages = [
+        (not_carried, dict(carry=False)),
+        (not_carried + "; dh_last is missing too", dict(carry=False, dh_last_mode="none")),
+        ("only the first step's gradient is in it: every step uses the same weights, so add (+=) the "
+         "gradients of all T steps", dict(accumulate="first")),
+        ("only the last step's gradient is in it: every step uses the same weights, so add (+=) the "
+         "gradients of all T steps", dict(accumulate="last")),
+        ("grads['x'] is in reverse time order: the loop runs backwards, so put dx of step t at index t",
+         dict(reverse_dx=True)),
+    ]
+    if dlast is not None:
+        messages += DH_LAST_MISTAKES[: 2 if T > 1 else 1]
+    mistakes = mistakes_by_key(lambda **flags: bptt_reference(x, h0, hs, params, dhs, dlast, **flags), messages,
+                               want, SEQUENCE_KEYS)
+    mistakes["h0"]["grads['h0'] is dh of the first step; pass it back through that step: ∂L/∂h_0 is the "
+                   "'h_prev' gradient of the first step"] = bptt_reference(x, h0, hs, params, dhs, dlast,
+                                                                          h0_grad="first")["h0"]
+    return mistakes
+
+
+@with_cases
+def sequence_backward(student, rng, T=4, batch=3, input_size=2, hidden=5, scale=0.5, zero_state=False,
+                      d_h_n=True):
+    """``gru_backward(dhs (T, B, H), dh_last (B, H) or None, caches)`` returns a dict with the keys
+    SEQUENCE_KEYS. The caches are the checker's (``CACHES_DOC``): a wrong forward pass does not fail
+    this check."""
+    fname = "gru_backward"
+    fn = student_function(student, fname)
+    x, h0, params = _sequence_inputs(rng, T, batch, input_size, hidden, scale, zero_state)
+    hs, _, cache = _sequence_forward("gru", x, h0, params)
+    dhs = rng.normal(size=hs.shape)
+    dlast = rng.normal(size=h0.shape) if d_h_n else None
+    want = dict(_sequence_backward(dhs, dlast, cache))
+    given = sequence_caches(x.copy(), h0.copy(), hs.copy(), copy_params(params))
+    mistakes = _bptt_mistakes(x, h0, hs, params, dhs, dlast, want)
+    scales = {1 / T: "did you divide by T? The loss is the sum of the per-step losses, so its gradients are "
+                     "sums over the steps, not averages"} if T > 1 else {}
+    axes = {"x": ("T", "B", "I") if len({T, batch, input_size}) == 3 else None, "h0": STATE_AXES}
+
+    def judge():
+        grads = call_backward(fn, dhs.copy(), None if dlast is None else dlast.copy(), given, what=fname,
+                              cache_doc=CACHES_DOC)
+        grads = expect_grads_dict(grads, SEQUENCE_KEYS, f"the dict {fname} returns")
+        for key in SEQUENCE_KEYS:
+            expect_close(grads[key], want[key], f"grads[{key!r}]", axes=axes.get(key), mistakes=mistakes[key],
+                         scales=scales if key in PARAM_NAMES else None)
+
+    blame_parts(student, judge, [("gru_step_backward", backward)], fname)
+    last = "with dh_last" if dlast is not None else "dh_last=None"
+    return f"{fname}: all six gradients correct ({last}, T={T}, B={batch}, I={input_size}, H={hidden})"

@@ -1,7 +1,9 @@
-"""Typical mistakes in exercise 4 (vanishing and exploding gradients, clipping) and what the feedback must say."""
+"""Typical mistakes in exercise 4 (Jacobians, the gradient carried back, the factor per step, clipping
+and a training loop) and what the feedback must say."""
 from course_helpers import Mutant
 
-JACOBIAN = 'return (1 - h**2)[:, :, None] * params["weight_hh"][None, :, :]'
+JACOBIAN = 'return slope[:, :, None] * params["weight_hh"][None, :, :]'
+SLOPE = 'slope = 1 - h**2 if nonlinearity == "tanh" else (h > 0).astype(float)'
 
 CLIP_BODY = """    total = float(np.sqrt(sum(np.sum(g * g) for g in grads.values())))
     if total > max_norm:
@@ -19,23 +21,41 @@ PER_ARRAY = """    total = float(np.sqrt(sum(np.sum(g * g) for g in grads.values
     return total
 """
 
+STEP = """        norm = clip_grad_norm(grads, np.inf if max_norm is None else max_norm)
+        for name in params:
+            params[name] -= lr * grads[name]
+"""
+
 MUTANTS = [
-    Mutant("jacobian_without_derivative", "step_jacobian",
-           JACOBIAN, 'return np.ones_like(h)[:, :, None] * params["weight_hh"][None, :, :]',
+    Mutant("jacobian_without_derivative", "jacobians",
+           SLOPE, "slope = np.ones_like(h)",
            "the derivative factor 1 − h_t² is missing"),
-    Mutant("jacobian_transposed", "step_jacobian",
-           JACOBIAN, 'return params["weight_hh"].T[None, :, :] * (1 - h**2)[:, None, :]',
+    Mutant("jacobian_transposed", "jacobians",
+           JACOBIAN, 'return params["weight_hh"].T[None, :, :] * slope[:, None, :]',
            "they are transposed"),
-    Mutant("frobenius_norm", "jacobian_norms",
+    Mutant("relu_with_the_tanh_slope", "jacobians",
+           SLOPE, "slope = 1 - h**2",
+           "1 − h² is tanh's"),
+    Mutant("frobenius_norm", "jacobians",
            "norms[k] = np.linalg.norm(P, ord=2, axis=(1, 2))", "norms[k] = np.linalg.norm(P, axis=(1, 2))",
            "Frobenius norm"),
-    Mutant("product_in_wrong_order", "jacobian_norms",
-           "P = P @ J[k] ", "P = J[k] @ P ",
+    Mutant("product_in_wrong_order", "jacobians",
+           "P = P @ step_jacobian(hs[k], params, nonlinearity) ", "P = step_jacobian(hs[k], params, nonlinearity) @ P ",
            "multiplied in the wrong order"),
-    Mutant("radius_without_modulus", "spectral_radius",
-           "return float(np.max(np.abs(np.linalg.eigvals(W))))",
-           "return float(np.max(np.linalg.eigvals(W).real))",
-           "largest real eigenvalue"),
+    Mutant("state_gradient_through_transposed_matrix", "state_gradients",
+           'grads[k] = (slope * grads[k + 1]) @ params["weight_hh"]',
+           'grads[k] = (slope * grads[k + 1]) @ params["weight_hh"].T',
+           "W_hh is transposed"),
+    Mutant("state_gradient_slope_after_the_matrix", "state_gradients",
+           'grads[k] = (slope * grads[k + 1]) @ params["weight_hh"]',
+           'grads[k] = slope * (grads[k + 1] @ params["weight_hh"])',
+           "φ' multiplies dh_{k+1} before W_hh"),
+    Mutant("factor_is_the_log_slope", "factor_per_step",
+           "return np.exp(slope)", "return slope",
+           "its exponential"),
+    Mutant("factor_fitted_against_k", "factor_per_step",
+           "distance = np.arange(T, -1, -1)", "distance = np.arange(T + 1)",
+           "upside down"),
     Mutant("clips_below_threshold", "clip_grad_norm",
            "if total > max_norm:", "if True:",
            "already below"),
@@ -45,16 +65,22 @@ MUTANTS = [
            "        for g in grads.values():\n            g *= scale\n",
            "        for name in grads:\n            grads[name] = grads[name] * scale\n",
            "was replaced by a new array"),
-    Mutant("norm_not_returned", "clip_grad_norm",
-           "    return total\n", "",
-           "returned None"),
-    Mutant("clip_value_not_in_place", "clip_grad_value",
-           "np.clip(g, -clip_value, clip_value, out=g)", "g = np.clip(g, -clip_value, clip_value)",
-           "did not change"),
+    Mutant("clip_after_the_update", "train_clipped",
+           STEP,
+           "        for name in params:\n            params[name] -= lr * grads[name]\n"
+           "        norm = clip_grad_norm(grads, np.inf if max_norm is None else max_norm)\n",
+           "updated with the unclipped gradient"),
+    Mutant("gradient_ascent", "train_clipped",
+           "params[name] -= lr * grads[name]", "params[name] += lr * grads[name]",
+           "goes uphill"),
+    Mutant("params_not_updated_in_place", "train_clipped",
+           "        for name in params:\n            params[name] -= lr * grads[name]\n",
+           "        params = {name: p - lr * grads[name] for name, p in params.items()}\n",
+           "params did not change"),
     # Cheating: borrowing the library's clipping.
-    Mutant("calls_rnnkit", "clip_grad_value",
-           "np.clip(g, -clip_value, clip_value, out=g)",
-           "from rnnkit.clip import clip_grad_value as library_clip\n"
-           "    library_clip(grads, clip_value)",
+    Mutant("calls_rnnkit", "clip_grad_norm",
+           CLIP_BODY,
+           "    from rnnkit.clip import clip_grad_norm as library_clip\n"
+           "    return library_clip(grads, max_norm)\n",
            "No module named 'rnnkit.clip'"),
 ]
