@@ -29,7 +29,7 @@ sampled) or by keeping the most likely prefixes (``beam_search``); both come fro
 from __future__ import annotations
 
 from .attention import AdditiveAttention, attention_decoder_backward, attention_decoder_forward, attention_step_forward
-from .backend import namespace
+from .backend import asarray_like, namespace, to_numpy
 from .decoding import beam_search, generate, take
 from .embedding import Embedding
 from .heads import Linear, tanh_backward, tanh_forward
@@ -296,7 +296,9 @@ class AttentionSeq2Seq(Model):
         initial state; LSTM ``(h, c)``) and the source mask (``None`` without ``lengths``)."""
         keys, state = self.parts["encoder"](self.parts["src_embed"](src), lengths=lengths)
         state = tuple(s[0] for s in state) if isinstance(state, tuple) else state[0]
-        mask = None if lengths is None else lengths_to_mask(lengths, T=src.shape[0], dtype=keys.dtype)
+        mask = None
+        if lengths is not None:  # on the keys' backend and device, whatever the lengths came as
+            mask = lengths_to_mask(asarray_like(to_numpy(lengths), keys), T=src.shape[0], dtype=keys.dtype)
         return keys, state, mask
 
     def forward(self, src, targets, src_lengths=None):

@@ -15,12 +15,14 @@ from rnnkit.attention import (AdditiveAttention, additive_attention_backward, ad
 from rnnkit.gradcheck import grad_check
 from rnnkit.models import AttentionSeq2Seq
 
-BACKENDS = ["numpy", "torch"]
+BACKENDS = ["numpy", "torch"] + (["cuda"] if torch.cuda.is_available() else [])
 GATES = {"rnn": 1, "gru": 3, "lstm": 4}
 
 
 def to(backend, a):
-    return torch.from_numpy(np.asarray(a)) if backend == "torch" else a
+    if backend == "numpy":
+        return a
+    return torch.from_numpy(np.asarray(a)).to("cuda" if backend == "cuda" else "cpu")
 
 
 def as_numpy(a):
@@ -273,22 +275,29 @@ def test_generation_and_beam_search_agree_with_teacher_forcing():
     assert [hyps[0].tokens for hyps in beams] == generated
 
 
-def test_the_model_runs_on_torch_tensors():
+@pytest.mark.parametrize("lengths_kind", ["numpy", "torch"])
+def test_the_model_runs_on_torch_tensors(lengths_kind):
     rng = np.random.default_rng(10)
     model = small_model(seed=4)
     src, targets = rng.integers(4, 7, size=(5, 2)), rng.integers(4, 8, size=(3, 2))
-    logits = model(src, targets)
+    lengths = np.array([5, 3])
+    logits = model(src, targets, src_lengths=lengths)
     _, d = rnnkit.cross_entropy(logits, targets)
     model.backward(d["logits"])
     grads = {k: np.array(v) for k, v in model.grads.items()}
+    want = model.beam_search(src, 2, max_len=3, src_lengths=lengths)
     model.to(backend="torch")
-    logits_t = model(torch.as_tensor(src), torch.as_tensor(targets))
+    lengths_t = lengths if lengths_kind == "numpy" else torch.as_tensor(lengths)
+    logits_t = model(torch.as_tensor(src), torch.as_tensor(targets), src_lengths=lengths_t)
     _, d_t = rnnkit.cross_entropy(logits_t, torch.as_tensor(targets))
     model.backward(d_t["logits"])
     np.testing.assert_allclose(as_numpy(logits_t), logits, rtol=1e-12)
     for name, g in grads.items():
         np.testing.assert_allclose(as_numpy(model.grads[name]), g, rtol=1e-9, atol=1e-12, err_msg=name)
-    assert model.generate(torch.as_tensor(src), max_len=3) == model.to(backend="numpy").generate(src, max_len=3)
+    got = model.beam_search(torch.as_tensor(src), 2, max_len=3, src_lengths=lengths_t)
+    assert [[h.tokens for h in hyps] for hyps in got] == [[h.tokens for h in hyps] for hyps in want]
+    greedy_t = model.generate(torch.as_tensor(src), max_len=3, src_lengths=lengths_t)
+    assert greedy_t == model.to(backend="numpy").generate(src, max_len=3, src_lengths=lengths)
 
 
 def test_attention_seq2seq_learns_to_reverse():
