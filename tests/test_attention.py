@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from test_heads import BACKENDS, as_numpy, to
 from test_models import train_to_reverse
 
 import rnnkit
@@ -15,18 +16,7 @@ from rnnkit.attention import (AdditiveAttention, additive_attention_backward, ad
 from rnnkit.gradcheck import grad_check
 from rnnkit.models import AttentionSeq2Seq
 
-BACKENDS = ["numpy", "torch"] + (["cuda"] if torch.cuda.is_available() else [])
 GATES = {"rnn": 1, "gru": 3, "lstm": 4}
-
-
-def to(backend, a):
-    if backend == "numpy":
-        return a
-    return torch.from_numpy(np.asarray(a)).to("cuda" if backend == "cuda" else "cpu")
-
-
-def as_numpy(a):
-    return a.detach().cpu().numpy() if isinstance(a, torch.Tensor) else np.asarray(a)
 
 
 def problem(seed=0, S=5, B=3, H_q=4, H_k=6, A=7, masked=True):
