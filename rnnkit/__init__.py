@@ -34,4 +34,5 @@ from .sequence import (
 )
 
 # models for each input/output type
-from .models import ManyToMany, ManyToOne, OneToMany, Seq2Seq
+from .attention import AdditiveAttention
+from .models import AttentionSeq2Seq, ManyToMany, ManyToOne, OneToMany, Seq2Seq

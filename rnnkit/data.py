@@ -16,6 +16,7 @@ function                       source
 :func:`coin_flips`,            generated: independent coin flips vs. an autocorrelated "temperature"
 :func:`temperature_like_series`
 :func:`sine_waves`             generated: noisy sine waves with random frequency, phase and amplitude
+:func:`number_translation`     generated: numbers 1-999 in English words and in German (a toy translation)
 =============================  ===========================================================================
 
 Layouts are batch-major as returned here (``(N, T, ...)``); the functional layer of rnnkit is time-major,
@@ -39,6 +40,9 @@ __all__ = [
     "coin_flips",
     "temperature_like_series",
     "sine_waves",
+    "NumberPairs",
+    "number_words",
+    "number_translation",
 ]
 
 
@@ -250,3 +254,71 @@ def sine_waves(n=200, length=50, seed=0, noise=0.05, freq_range=(0.02, 0.1)):
     amplitude = rng.uniform(0.5, 1.5, size=(n, 1))
     t = np.arange(length)
     return amplitude * np.sin(2 * np.pi * freq * t + phase) + noise * rng.standard_normal((n, length))
+
+
+# ---------------------------------------------------------------------------------------------------
+# a toy translation task: number words, English to German
+# ---------------------------------------------------------------------------------------------------
+
+_WORDS = {
+    "english": {
+        "ones": ["", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"],
+        "teens": ["ten", "eleven", "twelve", "thirteen", "fourteen", "fifteen", "sixteen", "seventeen",
+                  "eighteen", "nineteen"],
+        "tens": ["", "", "twenty", "thirty", "forty", "fifty", "sixty", "seventy", "eighty", "ninety"],
+        "hundred": "hundred",
+    },
+    "german": {
+        "ones": ["", "eins", "zwei", "drei", "vier", "fünf", "sechs", "sieben", "acht", "neun"],
+        "teens": ["zehn", "elf", "zwölf", "dreizehn", "vierzehn", "fünfzehn", "sechzehn", "siebzehn",
+                  "achtzehn", "neunzehn"],
+        "tens": ["", "", "zwanzig", "dreißig", "vierzig", "fünfzig", "sechzig", "siebzig", "achtzig", "neunzig"],
+        "hundred": "hundert",
+    },
+}
+
+
+def number_words(n, language="english"):
+    """The number ``n`` (1 to 999) as a list of word tokens.
+
+    English puts the tens before the ones: 342 is ``three hundred forty two``. German writes one word,
+    *dreihundertzweiundvierzig*, split here into its parts, the way translation systems split words
+    into subword units: ``drei hundert zwei und vierzig``; the ones come before the tens, joined by
+    *und*, and 1 is *ein* inside a compound (*einhundert*, *einundzwanzig*) and *eins* at its end.
+    """
+    if not 1 <= n <= 999:
+        raise ValueError(f"n={n}, expected a number from 1 to 999")
+    if language not in _WORDS:
+        raise ValueError(f"language={language!r}, expected one of {sorted(_WORDS)}")
+    w, german = _WORDS[language], language == "german"
+    hundreds, rest = divmod(n, 100)
+    tokens = []
+    if hundreds:
+        tokens += ["ein" if german and hundreds == 1 else w["ones"][hundreds], w["hundred"]]
+    tens, ones = divmod(rest, 10)
+    if tens == 1:
+        tokens.append(w["teens"][ones])
+    elif tens == 0:
+        tokens += [w["ones"][ones]] if ones else []
+    elif ones == 0:
+        tokens.append(w["tens"][tens])
+    elif german:
+        tokens += ["ein" if ones == 1 else w["ones"][ones], "und", w["tens"][tens]]
+    else:
+        tokens += [w["tens"][tens], w["ones"][ones]]
+    return tokens
+
+
+class NumberPairs(NamedTuple):
+    numbers: np.ndarray  # (N,) int64
+    source: list  # English token lists
+    target: list  # German token lists
+
+
+def number_translation(high=999):
+    """A toy translation task: every number from 1 to ``high`` (at most 999) in English words and in
+    German (see :func:`number_words`). Generated, in increasing order; split it into training and
+    test numbers yourself. Returns ``NumberPairs(numbers, source, target)``."""
+    numbers = np.arange(1, high + 1, dtype=np.int64)
+    return NumberPairs(numbers, [number_words(int(n), "english") for n in numbers],
+                       [number_words(int(n), "german") for n in numbers])

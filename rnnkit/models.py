@@ -6,7 +6,8 @@ type          input → output                    model
 many-to-one   sequence → one vector              :class:`ManyToOne`: :math:`\hat y = \mathrm{head}(h_T)`
 many-to-many  sequence → one output per step     :class:`ManyToMany`: :math:`\hat y_t = \mathrm{head}(h_t)`
 one-to-many   one vector → generated sequence    :class:`OneToMany`: :math:`h_0 = \tanh(W_v v + b_v)`, then a decoder
-seq2seq       sequence → sequence of any length  :class:`Seq2Seq`: encoder's final state starts the decoder
+seq2seq       sequence → sequence of any length  :class:`Seq2Seq`: encoder's final state starts the decoder;
+                                                 :class:`AttentionSeq2Seq`: the decoder also attends to every encoder state
 ============  ================================  =====================================================
 
 Every model exposes ``params`` and ``grads`` as one dict with prefixed names (``"rnn.weight_ih_l0"``,
@@ -22,17 +23,21 @@ parameter methods of every layer (``state_dict``, ``load_state_dict``, ``to``, `
 
 Decoders (one-to-many and seq2seq) read token ids through an :class:`~rnnkit.embedding.Embedding`,
 are trained with **teacher forcing** (the input at step t is the true token t−1, starting from
-``<BOS>``) and generate by feeding each sampled token back as the next input.
+``<BOS>``) and generate by feeding each sampled token back as the next input (``generate``: greedy or
+sampled) or by keeping the most likely prefixes (``beam_search``); both come from :mod:`rnnkit.decoding`.
 """
 from __future__ import annotations
 
-from .backend import namespace
+from .attention import AdditiveAttention, attention_decoder_backward, attention_decoder_forward, attention_step_forward
+from .backend import asarray_like, namespace, to_numpy
+from .decoding import beam_search, generate, take
 from .embedding import Embedding
 from .heads import Linear, tanh_backward, tanh_forward
 from .params import Parameters
-from .text import BOS_ID, EOS_ID, sample_from_logits
+from .sequence import lengths_to_mask
+from .text import BOS_ID, EOS_ID
 
-__all__ = ["ManyToOne", "ManyToMany", "OneToMany", "Seq2Seq", "shift_right"]
+__all__ = ["ManyToOne", "ManyToMany", "OneToMany", "Seq2Seq", "AttentionSeq2Seq", "shift_right"]
 
 
 class Model(Parameters):
@@ -122,30 +127,23 @@ class _Decoder(Model):
         self.parts["embed"].backward(d_inputs)
         return d_state0
 
-    def _generate(self, state, batch, max_len, temperature, rng):
-        """Feed each sampled token back as the next input; stop when every row has emitted <EOS>.
-        Returns a list of token-id lists (without <BOS>/<EOS>)."""
-        import numpy as np
-
-        from .backend import to_numpy
-
-        token = np.full((1, batch), self.bos_id, dtype=np.int64)
-        out = [[] for _ in range(batch)]
-        done = np.zeros(batch, dtype=bool)
+    def _step(self, tokens, state):
+        """One decoding step: previous token ids ``(K,)`` and the decoder's state -> logits ``(K, V)``
+        and the new state (the hypotheses run along axis 1 of the module's states)."""
         like = next(iter(self.parts["head"].params.values()))
-        for _ in range(max_len):
-            ids = _like_ids(token, like)
-            h, state = self.parts["decoder"](self.parts["embed"](ids), state)
-            logits = to_numpy(self.parts["head"](h[0]))
-            token = sample_from_logits(logits, temperature, rng).reshape(1, batch)
-            for b in np.flatnonzero(~done):
-                if token[0, b] == self.eos_id:
-                    done[b] = True
-                else:
-                    out[b].append(int(token[0, b]))
-            if done.all():
-                break
-        return out
+        h, state = self.parts["decoder"](self.parts["embed"](_like_ids(tokens[None], like)), state)
+        return self.parts["head"](h[0]), state
+
+    def _generate(self, state, batch, max_len, temperature, rng):
+        """Feed each chosen token back as the next input; stop when every row has emitted <EOS>.
+        Returns a list of token-id lists (without <BOS>/<EOS>)."""
+        return generate(self._step, state, batch, max_len, self.bos_id, self.eos_id, temperature, rng)
+
+    def _beam_search(self, state, batch, beam_size, max_len, length_penalty):
+        """:func:`rnnkit.decoding.beam_search` for each row of the decoder state: a list (one entry per
+        row) of hypotheses, best first."""
+        return [beam_search(self._step, take(state, [b], axis=1), beam_size, max_len, self.bos_id, self.eos_id,
+                            length_penalty, axis=1) for b in range(batch)]
 
 
 def _like_ids(ids, like):
@@ -199,6 +197,11 @@ class OneToMany(_Decoder):
         """Token-id lists generated from features ``v (B, F)``; temperature 0 is greedy."""
         return self._generate(self._initial_state(v), v.shape[0], max_len, temperature, rng)
 
+    def beam_search(self, v, beam_size=4, max_len=20, length_penalty=0.0):
+        """Beam search from each row of ``v (B, F)``: per row, the hypotheses best first
+        (:class:`rnnkit.decoding.Hypothesis`; ``[0].tokens`` is the output)."""
+        return self._beam_search(self._initial_state(v), v.shape[0], beam_size, max_len, length_penalty)
+
 
 class Seq2Seq(_Decoder):
     r"""Encoder–decoder: the encoder reads the source, its final state starts the decoder, which is
@@ -239,3 +242,119 @@ class Seq2Seq(_Decoder):
     def generate(self, src, max_len=20, temperature=0.0, rng=None, src_lengths=None):
         """Token-id lists for each source sequence; temperature 0 is greedy."""
         return self._generate(self.encode(src, src_lengths), src.shape[1], max_len, temperature, rng)
+
+    def beam_search(self, src, beam_size=4, max_len=20, length_penalty=0.0, src_lengths=None):
+        """Beam search for each source sequence: per sequence, the hypotheses best first
+        (:class:`rnnkit.decoding.Hypothesis`; ``[0].tokens`` is the output)."""
+        return self._beam_search(self.encode(src, src_lengths), src.shape[1], beam_size, max_len, length_penalty)
+
+
+class AttentionSeq2Seq(Model):
+    r"""Encoder–decoder with additive attention (:mod:`rnnkit.attention`): the decoder keeps every
+    encoder output :math:`h_1, \dots, h_S` and, at each step, reads a context vector made from them:
+
+    .. math:: c_t, \alpha_t = \mathrm{attend}(h^{\text{dec}}_{t-1}, h_{1:S}), \qquad
+              h^{\text{dec}}_t = \mathrm{cell}([e'(u_t); c_t], h^{\text{dec}}_{t-1}), \qquad
+              y_t = W_y h^{\text{dec}}_t + b_y,
+
+    starting from the encoder's final state. ``encoder`` is a one-layer, one-direction module
+    (RNN/GRU/LSTM); ``decoder`` a cell module of the same type (``GRUCell``, …) with
+    ``input_size = embedding_dim + encoder.hidden_size`` and the encoder's hidden size. Parts:
+    ``src_embed``, ``encoder``, ``embed``, ``attention`` (:class:`~rnnkit.attention.AdditiveAttention`
+    with ``attention_size`` hidden units), ``decoder``, ``head``. After a forward call
+    ``attention_weights`` holds the weights of every step, ``(T, S, B)``.
+    """
+
+    def __init__(self, src_vocab, tgt_vocab, embedding_dim, encoder, decoder, attention_size, *, bos_id=BOS_ID,
+                 eos_id=EOS_ID, seed=None, dtype="float64"):
+        H = encoder.hidden_size
+        if getattr(encoder, "num_layers", None) != 1 or encoder.bidirectional:
+            raise ValueError("AttentionSeq2Seq needs a one-layer, one-direction encoder module (RNN, GRU or LSTM)")
+        if hasattr(decoder, "num_layers") or decoder.cell.name != encoder.cell.name:
+            raise ValueError(f"the decoder must be a cell module of the encoder's type ({encoder.cell.title}Cell), "
+                             f"got {type(decoder).__name__}")
+        if decoder.hidden_size != H or decoder.input_size != embedding_dim + H:
+            raise ValueError(f"the decoder cell must have input_size = embedding_dim + H = {embedding_dim + H} and "
+                             f"hidden_size = H = {H}, got {decoder.input_size} and {decoder.hidden_size}")
+        self.bos_id, self.eos_id = bos_id, eos_id
+        self.parts = {
+            "src_embed": Embedding(src_vocab, embedding_dim, seed=seed, dtype=dtype),
+            "encoder": encoder,
+            "embed": Embedding(tgt_vocab, embedding_dim, seed=None if seed is None else seed + 1, dtype=dtype),
+            "attention": AdditiveAttention(H, H, attention_size, seed=seed, dtype=dtype),
+            "decoder": decoder,
+            "head": Linear(H, tgt_vocab, seed=seed, dtype=dtype),
+        }
+        self.attention_weights = None
+
+    def _cell_args(self):
+        decoder = self.parts["decoder"]
+        return {**self.parts["attention"].params, **decoder.params}, decoder.cell, decoder.cell_options
+
+    def encode(self, src, lengths=None):
+        """``(keys (S, B, H), state0, mask)``: the encoder's outputs, its final state (the decoder's
+        initial state; LSTM ``(h, c)``) and the source mask (``None`` without ``lengths``)."""
+        keys, state = self.parts["encoder"](self.parts["src_embed"](src), lengths=lengths)
+        state = tuple(s[0] for s in state) if isinstance(state, tuple) else state[0]
+        mask = None
+        if lengths is not None:  # on the keys' backend and device, whatever the lengths came as
+            mask = lengths_to_mask(asarray_like(to_numpy(lengths), keys), T=src.shape[0], dtype=keys.dtype)
+        return keys, state, mask
+
+    def forward(self, src, targets, src_lengths=None):
+        """Teacher-forced logits ``(T, B, V)``; sets ``attention_weights`` ``(T, S, B)``."""
+        keys, state0, mask = self.encode(src, src_lengths)
+        params, cell, options = self._cell_args()
+        x = self.parts["embed"](shift_right(targets, self.bos_id))
+        hs, _, self.attention_weights, self._cache = attention_decoder_forward(x, state0, keys, params, cell, mask,
+                                                                               **options)
+        return self.parts["head"](hs)
+
+    def backward(self, dlogits):
+        """Fills ``grads`` of every part; the keys' gradient and the initial state's go back into
+        the encoder."""
+        g = attention_decoder_backward(self.parts["head"].backward(dlogits), None, self._forward_cache())
+        self.parts["embed"].backward(g["x"])
+        for name in ("attention", "decoder"):
+            self.parts[name].grads = {key: g[key] for key in self.parts[name].params}
+        d_state = (g["h0"][None], g["c0"][None]) if "c0" in g else g["h0"][None]
+        d_src, _ = self.parts["encoder"].backward(g["keys"], d_state)
+        self.parts["src_embed"].backward(d_src)
+
+    def _stepper(self, keys, mask):
+        """The step function of :mod:`rnnkit.decoding` over ``keys``: ids ``(K,)`` and the decoder's
+        state -> logits ``(K, V)`` and the new state. With one source sequence and K hypotheses,
+        the keys (and mask) are shared by all K."""
+        params, cell, options = self._cell_args()
+        xp = namespace(keys)
+        like = keys
+
+        def step(tokens, state):
+            k, m = keys, mask
+            if keys.shape[1] != tokens.shape[0]:
+                k = xp.broadcast_to(keys, (keys.shape[0], tokens.shape[0], keys.shape[2]))
+                m = None if mask is None else xp.broadcast_to(mask, (mask.shape[0], tokens.shape[0]))
+            x = self.parts["embed"](_like_ids(tokens, like))
+            state, _, _, _ = attention_step_forward(x, state, k, params, cell, m, **options)
+            return self.parts["head"](state[0] if isinstance(state, tuple) else state), state
+
+        return step
+
+    def generate(self, src, max_len=20, temperature=0.0, rng=None, src_lengths=None):
+        """Token-id lists for each source sequence; temperature 0 is greedy. (The attention weights
+        of a generated output: run ``forward`` on it and read ``attention_weights``.)"""
+        keys, state0, mask = self.encode(src, src_lengths)
+        return generate(self._stepper(keys, mask), state0, src.shape[1], max_len, self.bos_id, self.eos_id,
+                        temperature, rng)
+
+    def beam_search(self, src, beam_size=4, max_len=20, length_penalty=0.0, src_lengths=None):
+        """Beam search for each source sequence: per sequence, the hypotheses best first
+        (:class:`rnnkit.decoding.Hypothesis`; ``[0].tokens`` is the output)."""
+        keys, state0, mask = self.encode(src, src_lengths)
+        out = []
+        for b in range(src.shape[1]):
+            one = [b]
+            step = self._stepper(take(keys, one, axis=1), None if mask is None else take(mask, one, axis=1))
+            out.append(beam_search(step, take(state0, one), beam_size, max_len, self.bos_id, self.eos_id,
+                                   length_penalty))
+        return out

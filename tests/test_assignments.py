@@ -115,6 +115,7 @@ ANSWERS = {
     "08_bidirectional": {"sequence.py", "modules.py"},
     "09_deep_rnn": {"modules.py", "heads.py", "models.py"},
     "10_seq2seq": {"models.py", "losses.py"},
+    "12_attention": {"attention.py", "models.py", "losses.py", "decoding.py"},
     "13_capstone": {"cells/rnn.py", "cells/gru.py", "cells/lstm.py", "sequence.py", "modules.py", "losses.py",
                     "optim.py", "clip.py", "models.py", "heads.py"},
 }

@@ -113,3 +113,22 @@ def test_sine_waves():
     assert np.array_equal(x, data.sine_waves(n=30, length=40, seed=0, noise=0.0))
     noisy = data.sine_waves(n=30, length=40, seed=1)
     assert not np.array_equal(noisy, data.sine_waves(n=30, length=40, seed=2))
+
+
+def test_number_translation():
+    pairs = data.number_translation()
+    assert len(pairs.numbers) == 999 and pairs.numbers[0] == 1 and pairs.numbers[-1] == 999
+    cases = {7: ("seven", "sieben"), 16: ("sixteen", "sechzehn"), 21: ("twenty one", "ein und zwanzig"),
+             100: ("one hundred", "ein hundert"), 101: ("one hundred one", "ein hundert eins"),
+             342: ("three hundred forty two", "drei hundert zwei und vierzig"),
+             970: ("nine hundred seventy", "neun hundert siebzig")}
+    for n, (english, german) in cases.items():
+        assert " ".join(pairs.source[n - 1]) == english and " ".join(pairs.target[n - 1]) == german
+    # German compounds: the parts joined give the written word
+    assert "".join(data.number_words(342, "german")) == "dreihundertzweiundvierzig"
+    assert len({" ".join(t) for t in pairs.target}) == 999  # one translation per number
+    assert max(map(len, pairs.source)) == 4 and max(map(len, pairs.target)) == 5
+    with pytest.raises(ValueError, match="from 1 to 999"):
+        data.number_words(1000)
+    with pytest.raises(ValueError, match="language"):
+        data.number_words(5, "french")
