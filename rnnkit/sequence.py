@@ -441,6 +441,13 @@ def merge_backward(d_out, cache):
 LAYER_NORM_EPS = 1e-5  # torch's default
 
 
+def _feature_mean(xp, a):
+    """The mean over the last axis, keeping it: a product with a column of 1/F, which on the short
+    rows of a recurrent layer is several times faster than a reduction."""
+    F = a.shape[-1]
+    return a @ (xp.ones((F, 1), dtype=a.dtype, device=device_of(a)) / F)
+
+
 @no_autograd
 def layer_norm_forward(x, weight, bias, eps=LAYER_NORM_EPS):
     r"""Layer normalisation over the last (feature) axis, as ``torch.nn.functional.layer_norm(x,
@@ -451,8 +458,8 @@ def layer_norm_forward(x, weight, bias, eps=LAYER_NORM_EPS):
     with the gain γ = ``weight`` and the shift β = ``bias``, both ``(F,)``. Returns ``(y, cache)``.
     """
     xp = namespace(x, weight, bias)
-    centred = x - xp.mean(x, axis=-1, keepdims=True)
-    inv_std = 1.0 / xp.sqrt(xp.mean(centred * centred, axis=-1, keepdims=True) + eps)
+    centred = x - _feature_mean(xp, x)
+    inv_std = 1.0 / xp.sqrt(_feature_mean(xp, centred * centred) + eps)
     x_hat = centred * inv_std
     return x_hat * weight + bias, (x_hat, inv_std, weight)
 
@@ -470,7 +477,7 @@ def layer_norm_backward(dy, cache):
     x_hat, inv_std, weight = cache
     xp = namespace(dy)
     g = dy * weight
-    dx = inv_std * (g - xp.mean(g, axis=-1, keepdims=True) - x_hat * xp.mean(g * x_hat, axis=-1, keepdims=True))
+    dx = inv_std * (g - _feature_mean(xp, g) - x_hat * _feature_mean(xp, g * x_hat))
     rows = (-1, x_hat.shape[-1])
     return {"x": dx, "weight": xp.sum(xp.reshape(dy * x_hat, rows), axis=0), "bias": xp.sum(xp.reshape(dy, rows), axis=0)}
 
