@@ -6,10 +6,10 @@
 Supported: ``nn.RNN``, ``nn.GRU``, ``nn.LSTM`` (without ``proj_size``) and ``nn.RNNCell``,
 ``nn.GRUCell``, ``nn.LSTMCell``. rnnkit-only variants (GRU ``reset_after=False``,
 ``update_weighs="candidate"``, the simplified GRU, peephole LSTMs, merge modes other than
-"concat") have no torch.nn counterpart and ``to_torch`` refuses them.
+"concat", ``residual``, ``layer_norm``) have no torch.nn counterpart and ``to_torch`` refuses
+them. ``dropout`` carries over both ways (the masks are drawn independently on each side, so
+the two agree in ``eval()`` mode, or with dropout 0).
 """
-
-import warnings
 
 from .backend import to_backend
 from .modules import GRU, LSTM, RNN, GRUCell, LSTMCell, RNNCell
@@ -28,15 +28,10 @@ def from_torch(module, backend="numpy"):
     if isinstance(module, nn.RNNBase):
         if getattr(module, "proj_size", 0):
             raise ValueError(f"LSTM with proj_size={module.proj_size} is not supported (rnnkit has no projections)")
-        if module.dropout:
-            warnings.warn(
-                f"the torch module has dropout={module.dropout}; rnnkit has no dropout, so it matches "
-                "the torch module in eval() mode only",
-                stacklevel=2,
-            )
         kwargs = dict(
             bias=module.bias,
             batch_first=module.batch_first,
+            dropout=module.dropout,
             bidirectional=module.bidirectional,
             dtype=dtype,
         )
@@ -86,6 +81,9 @@ def to_torch(m):
         )
     if options.get("peephole"):
         raise ValueError("torch.nn.LSTM has no peephole connections")
+    for option in ("residual", "layer_norm"):
+        if getattr(m, option, False):
+            raise ValueError(f"torch.nn's recurrent modules have no {option} option ({option}=True)")
     if getattr(m, "bidirectional", False) and m.merge_mode != "concat":
         raise ValueError(f"torch concatenates the two directions; merge_mode={m.merge_mode!r} has no counterpart")
 
@@ -100,6 +98,7 @@ def to_torch(m):
             m.hidden_size,
             m.num_layers,
             batch_first=m.batch_first,
+            dropout=m.dropout,
             bidirectional=m.bidirectional,
             **extra,
             **common,

@@ -63,6 +63,12 @@ class Model(Parameters):
         for part in self.parts.values():
             part.zero_grad()
 
+    def train(self, mode=True):
+        self.training = bool(mode)
+        for part in self.parts.values():
+            part.train(mode)
+        return self
+
     def __repr__(self):
         inner = ", ".join(f"{name}={part!r}" for name, part in self.parts.items())
         return f"{type(self).__name__}({inner})"

@@ -17,7 +17,13 @@ Differences from torch, on purpose:
   Inputs must have the parameters' dtype (no silent casting).
 * ``backward`` *sets* ``m.grads`` (it does not accumulate like torch's ``.grad``).
 * arguments after ``num_layers`` are keyword-only (torch's positional order differs
-  between RNN and LSTM/GRU, and contains ``dropout``, which rnnkit does not have).
+  between RNN and LSTM/GRU).
+* ``dropout=p`` is torch's (the outputs of every layer but the last, in training only:
+  ``m.train()`` / ``m.eval()``); the masks come from the module's own generator, seeded by
+  ``seed``. Two options torch's modules lack, between layers: ``residual=True`` adds each
+  layer's input to its output from the second layer on, ``layer_norm=True`` normalises each
+  layer's output over its features (parameters ``weight_ln_l{k}``, ``bias_ln_l{k}``, after
+  torch's; see :mod:`rnnkit.sequence`).
 * variable lengths come as ``lengths=`` or ``mask=`` instead of packed sequences; outputs
   at padded steps are 0 and ``h_n`` is each sequence's state after its last valid step,
   exactly as with torch's packed sequences.
@@ -29,9 +35,11 @@ Differences from torch, on purpose:
   reverse pass computes last. Both are the top layer's entries of ``h_n``.
 """
 
+import warnings
+
 import numpy as np
 
-from .backend import first_nonfinite, no_autograd
+from .backend import first_nonfinite, no_autograd, resolve_dtype
 from .cells import LSTM_CELL, RNN_CELL, get_cell, gru_variant
 from .params import Parameters, uniform
 from .sequence import MERGE_MODES, initial_state, layer_params, stacked_backward, stacked_forward, stacked_param_shapes
@@ -44,6 +52,15 @@ def _check_size(name, value, minimum=1):
     if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < minimum:
         raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
     return int(value)
+
+
+def _check_dropout(p, num_layers):
+    if not isinstance(p, (int, float, np.floating)) or isinstance(p, bool) or not 0.0 <= p < 1.0:
+        raise ValueError(f"dropout must be a probability in [0, 1), got {p!r}")
+    if p > 0 and num_layers == 1:
+        warnings.warn(f"dropout={p} acts between layers, so with num_layers=1 it does nothing (torch warns too)",
+                      stacklevel=4)
+    return float(p)
 
 
 def _check_finite(xp, a, what, axes, error=ValueError):
@@ -67,7 +84,8 @@ class RNNBase(Parameters):
     """
 
     def __init__(self, cell, input_size, hidden_size, num_layers=1, *, bias=True, batch_first=False,
-                 bidirectional=False, merge_mode="concat", dtype="float64", seed=None, **cell_options):
+                 dropout=0.0, bidirectional=False, merge_mode="concat", residual=False, layer_norm=False,
+                 dtype="float64", seed=None, **cell_options):
         self.cell = get_cell(cell)
         self.cell_options = self.cell.resolve_options(cell_options)
         self.input_size = _check_size("input_size", input_size)
@@ -77,9 +95,18 @@ class RNNBase(Parameters):
         self.bias, self.batch_first, self.bidirectional = bool(bias), bool(batch_first), bool(bidirectional)
         self.merge_mode = merge_mode
         self.num_directions = 2 if bidirectional else 1
+        self.dropout = _check_dropout(dropout, self.num_layers)
+        self.residual, self.layer_norm = bool(residual), bool(layer_norm)
+        self._rng = np.random.default_rng(seed)  # the initial weights, then the dropout masks
         shapes = stacked_param_shapes(self.cell, self.input_size, self.hidden_size, self.num_layers,
                                       self.bidirectional, merge_mode, self.bias, **self.cell_options)
-        self._set_params(uniform(np.random.default_rng(seed), 1.0 / np.sqrt(hidden_size), shapes, dtype))
+        params = uniform(self._rng, 1.0 / np.sqrt(hidden_size), shapes, dtype)
+        if self.layer_norm:  # gain 1 and shift 0, like torch's LayerNorm
+            F = self.output_size
+            for layer in range(self.num_layers):
+                params[f"weight_ln_l{layer}"] = np.ones(F, dtype=resolve_dtype(dtype, "numpy"))
+                params[f"bias_ln_l{layer}"] = np.zeros(F, dtype=resolve_dtype(dtype, "numpy"))
+        self._set_params(params)
 
     def layer_params(self, layer, direction=0):
         """The parameters of one layer and direction, under the cell's names (``weight_ih``, …)."""
@@ -92,7 +119,8 @@ class RNNBase(Parameters):
 
     def __repr__(self):
         extras = [f"num_layers={self.num_layers}"] if self.num_layers != 1 else []
-        for name, default in (("bias", True), ("batch_first", False), ("bidirectional", False)):
+        for name, default in (("bias", True), ("batch_first", False), ("dropout", 0.0), ("bidirectional", False),
+                              ("residual", False), ("layer_norm", False)):
             if getattr(self, name) != default:
                 extras.append(f"{name}={getattr(self, name)}")
         if self.bidirectional and self.merge_mode != "concat":
@@ -106,7 +134,8 @@ class RNNBase(Parameters):
         """``out, h_n = m(x, h0)`` (LSTM: ``out, (h_n, c_n) = m(x, (h0, c0))``); see the class docstring.
 
         ``hx=`` is accepted as torch's name for ``h0``. ``check_finite=True`` raises if inputs,
-        parameters or outputs are not finite, naming the first bad entry.
+        parameters or outputs are not finite, naming the first bad entry. With ``dropout`` > 0
+        and ``m.training`` (the default, as in torch), each call draws new masks.
         """
         if hx is not None:
             if h0 is not None:
@@ -117,7 +146,8 @@ class RNNBase(Parameters):
         out, h_n, self._cache = stacked_forward(
             self.cell, x, h0, self.params, self.num_layers, bidirectional=self.bidirectional,
             merge_mode=self.merge_mode, batch_first=self.batch_first, lengths=lengths, mask=mask,
-            return_sequences=return_sequences, **self.cell_options,
+            return_sequences=return_sequences, dropout=self.dropout if self.training else 0.0,
+            residual=self.residual, layer_norm=self.layer_norm, rng=self._rng, **self.cell_options,
         )
         if check_finite:
             self._check_outputs_finite(out, h_n, return_sequences)
@@ -167,9 +197,15 @@ class RNN(RNNBase):
         input_size: features I of ``x``.  hidden_size: H.  num_layers: stacked layers L (default 1).
         nonlinearity: ``"tanh"`` or ``"relu"``.  bias: with ``b_ih``, ``b_hh`` (default True).
         batch_first: ``x``/``out`` are ``(B, T, ·)`` instead of ``(T, B, ·)``.
+        dropout: probability p of dropping each output of every layer but the last, in training
+        (kept ones are scaled by 1/(1 − p)), like torch.
         bidirectional: D = 2 directions per layer.  merge_mode: how they combine (``"concat"``,
-        ``"sum"``, ``"mul"``, ``"ave"``).  dtype: ``"float64"`` (default) or ``"float32"``.
-        seed: of the initialisation U(−1/√H, 1/√H).
+        ``"sum"``, ``"mul"``, ``"ave"``).
+        residual: add each layer's input to its output, from the second layer on (not in torch).
+        layer_norm: normalise each layer's output over its features, with a gain ``weight_ln_l{k}``
+        (initially 1) and a shift ``bias_ln_l{k}`` (initially 0) (not in torch).
+        dtype: ``"float64"`` (default) or ``"float32"``.
+        seed: of the initialisation U(−1/√H, 1/√H), then of the dropout masks.
 
     Inputs: ``x, h0``
         x: ``(T, B, I)`` (batch_first: ``(B, T, I)``).  h0: ``(L*D, B, H)``, or None for zeros.

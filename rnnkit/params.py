@@ -8,6 +8,7 @@ reaches for is here, once::
     m.parameters(), m.named_parameters()
     m.state_dict(), m.load_state_dict(torch_module.state_dict())
     m.zero_grad(), m.to(backend="torch", device="cuda", dtype="float32")
+    m.train(), m.eval(), m.training    # training mode: only dropout behaves differently
     m.dtype, m.backend, m.device
 """
 
@@ -35,6 +36,7 @@ class Parameters:
     """
 
     _cache = None
+    training = True  # like torch: layers start in training mode
 
     def _set_params(self, params):
         """Install a new ``params`` dict: gradients back to zero, the forward cache dropped."""
@@ -90,6 +92,16 @@ class Parameters:
         backend = "torch" if is_torch(next(iter(state.values()))) else "numpy"
         self._set_params({name: to_backend(state[name], backend) for name in self.params})  # copies
         return self
+
+    def train(self, mode=True):
+        """Training mode (``mode=False``: evaluation mode), like torch: it changes only what
+        dropout does. Returns ``self``."""
+        self.training = bool(mode)
+        return self
+
+    def eval(self):
+        """Evaluation mode: ``train(False)``. Returns ``self``."""
+        return self.train(False)
 
     def zero_grad(self):
         """Set every gradient in ``grads`` to zeros."""

@@ -71,6 +71,8 @@ def test_from_torch_to_the_torch_backend():
         (RNN(I, H, bidirectional=True, merge_mode="sum"), "merge_mode"),
         (GRUCell(I, H, reset_after=False), "reset_after"),
         (LSTMCell(I, H, peephole=True), "peephole"),
+        (GRU(I, H, 2, residual=True), "residual"),
+        (LSTM(I, H, 2, layer_norm=True), "layer_norm"),
     ],
 )
 def test_to_torch_refuses_variants_torch_does_not_have(m, message):
@@ -87,10 +89,10 @@ def test_from_torch_refuses_other_modules():
         to_torch([1, 2])
 
 
-def test_from_torch_warns_about_dropout():
-    with pytest.warns(UserWarning, match="dropout"):
-        m = from_torch(torch.nn.LSTM(I, H, 2, dropout=0.5))
-    assert isinstance(m, LSTM)
+def test_dropout_carries_over_both_ways():
+    m = from_torch(torch.nn.LSTM(I, H, 2, dropout=0.5))
+    assert isinstance(m, LSTM) and m.dropout == 0.5
+    assert to_torch(m).dropout == 0.5
 
 
 def test_cells_round_trip_keep_the_nonlinearity():

@@ -369,3 +369,94 @@ def test_load_state_dict_from_a_torch_module(rng):
     with torch.no_grad():
         expected, _ = tm(x)
     np.testing.assert_allclose(m(x)[0].numpy(), expected.numpy(), rtol=1e-12, atol=1e-14)
+
+
+# ------------------------------------------------ between layers: dropout, residual, layer norm
+
+
+@pytest.mark.parametrize("kind", sorted(KINDS))
+def test_dropout_module_in_eval_mode_matches_torch(kind):
+    """dropout= is torch's argument; in eval() mode both modules drop nothing and agree."""
+    from rnnkit.interop import from_torch
+
+    _, torch_cls, extra = KINDS[kind]
+    torch.manual_seed(0)
+    tm = torch_cls(I, H, 3, dropout=0.5, bidirectional=True, dtype=torch.float64, **extra).eval()
+    m = from_torch(tm).eval()
+    assert m.dropout == 0.5 and not m.training
+    x = np.random.default_rng(0).standard_normal((T, B, I))
+    out, _ = m(x)
+    assert rel_error(out, tm(torch.from_numpy(x))[0].detach().numpy()) < 1e-12
+
+
+def test_dropout_module_draws_masks_in_training_only(rng):
+    m = GRU(I, H, 3, dropout=0.4, seed=0)
+    x = rng.standard_normal((T, B, I))
+    assert m.training and m.train() is m
+    first, second = m(x)[0], m(x)[0]
+    assert rel_error(first, second) > 1e-3  # new masks at every call
+    np.testing.assert_array_equal(first, GRU(I, H, 3, dropout=0.4, seed=0)(x)[0])  # the seed fixes them
+    plain = GRU(I, H, 3, seed=0)
+    assert m.eval() is m and not m.training
+    np.testing.assert_array_equal(m(x)[0], plain(x)[0])
+
+
+def test_module_gradcheck_between_layers(rng):
+    """The module's backward with dropout (its masks fixed by reseeding), residual and layer norm."""
+    m = LSTM(I, H, 3, bidirectional=True, dropout=0.3, residual=True, layer_norm=True, seed=2)
+    for p in m.params.values():
+        p += 0.3 * rng.standard_normal(p.shape)  # gains and shifts away from 1 and 0
+    x = rng.standard_normal((4, B, I))
+    lengths = [4, 2, 3]
+
+    def run():
+        m._rng = np.random.default_rng(5)  # the same dropout masks at every call
+        return m(x, lengths=lengths)
+
+    out, (hn, cn) = run()
+    w_out, w_hn, w_cn = (rng.standard_normal(a.shape) for a in (out, hn, cn))
+
+    def loss():
+        o, (h, c) = run()
+        return float(np.sum(w_out * o) + np.sum(w_hn * h) + np.sum(w_cn * c))
+
+    loss()
+    dx, _ = m.backward(w_out, (w_hn, w_cn))
+    assert list(m.grads) == list(m.params)
+    check_grads(loss, {"x": x, **m.params}, {"x": dx, **m.grads}, entries=10, tol=1e-7)
+
+
+def test_layer_norm_and_residual_options(rng):
+    m = GRU(I, H, 2, bidirectional=True, residual=True, layer_norm=True, seed=4)
+    plain = GRU(I, H, 2, bidirectional=True, seed=4)
+    assert list(m.params) == list(plain.params) + ["weight_ln_l0", "bias_ln_l0", "weight_ln_l1", "bias_ln_l1"]
+    assert all(np.array_equal(m.params[k], p) for k, p in plain.params.items())  # the same draws
+    np.testing.assert_array_equal(m.weight_ln_l1, np.ones(2 * H))
+    np.testing.assert_array_equal(m.bias_ln_l0, np.zeros(2 * H))
+    assert "residual=True" in repr(m) and "layer_norm=True" in repr(m) and "dropout" not in repr(m)
+    assert m(rng.standard_normal((T, B, I)))[0].shape == (T, B, 2 * H)
+    with pytest.raises(ValueError, match=r"return_sequences=False reads the last outputs from h_n"):
+        m(rng.standard_normal((T, B, I)), return_sequences=False)
+    with pytest.raises(ValueError, match=r"dropout must be a probability in \[0, 1\), got 1"):
+        RNN(I, H, 2, dropout=1)
+    with pytest.warns(UserWarning, match="with num_layers=1 it does nothing"):
+        RNN(I, H, dropout=0.2)
+
+
+def test_layer_norm_normalises_each_layers_output(rng):
+    """With gain 1 and shift 0, each step of a layer's output becomes (h − mean) / √(var + ε)."""
+    x = rng.standard_normal((T, B, I))
+    h, _ = LSTM(I, H, seed=0)(x)
+    out, _ = LSTM(I, H, layer_norm=True, seed=0)(x)
+    mean, var = h.mean(axis=-1, keepdims=True), h.var(axis=-1, keepdims=True)
+    np.testing.assert_allclose(out, (h - mean) / np.sqrt(var + 1e-5), rtol=0, atol=1e-12)
+    out2, _ = LSTM(I, H, 2, layer_norm=True, seed=0)(x)
+    np.testing.assert_allclose(out2.mean(axis=-1), 0, atol=1e-12)
+
+
+def test_models_pass_train_and_eval_to_their_parts():
+    from rnnkit import Linear, ManyToMany
+
+    model = ManyToMany(GRU(I, H, 2, dropout=0.5), Linear(H, 2))
+    assert model.eval() is model and not model.parts["rnn"].training and not model.parts["head"].training
+    assert model.train().parts["rnn"].training

@@ -401,3 +401,184 @@ def test_masks_live_with_the_recurrence():
     assert rnnkit.lengths_to_mask is sequence.lengths_to_mask
     # rnnkit.text imports nothing of the recurrence: an exercise may allow it without its cells
     assert "lengths_to_mask" not in vars(rnnkit.text)
+
+
+# ------------------------------------------------ between layers: layer norm, residual, dropout
+
+
+@pytest.mark.parametrize("dtype, tol", [(torch.float64, 1e-12), (torch.float32, 1e-5)])
+def test_layer_norm_matches_torch(dtype, tol, rng):
+    """layer_norm_forward/backward against torch.nn.functional.layer_norm and autograd."""
+    from rnnkit.sequence import layer_norm_backward, layer_norm_forward
+
+    x, w, b, dy = (torch.tensor(rng.standard_normal(s), dtype=dtype, requires_grad=r)
+                   for s, r in (((5, 3, 7), True), ((7,), True), ((7,), True), ((5, 3, 7), False)))
+    y_torch = torch.nn.functional.layer_norm(x, (7,), w, b, eps=1e-5)
+    (y_torch * dy).sum().backward()
+    y, cache = layer_norm_forward(*(a.detach().numpy() for a in (x, w, b)))
+    grads = layer_norm_backward(dy.numpy(), cache)
+    assert y.dtype == grads["x"].dtype == np.dtype(str(dtype)[6:])
+    assert rel_error(y, y_torch.detach().numpy()) < tol
+    for name, t in (("x", x), ("weight", w), ("bias", b)):
+        assert rel_error(grads[name], t.grad.numpy()) < tol, name
+
+
+def test_layer_norm_gradcheck(rng):
+    from rnnkit.sequence import layer_norm_backward, layer_norm_forward
+
+    x, w, b = rng.standard_normal((4, 3, 6)), rng.standard_normal(6), rng.standard_normal(6)
+    dy = rng.standard_normal((4, 3, 6))
+    grads = layer_norm_backward(dy, layer_norm_forward(x, w, b)[1])
+    check_grads(lambda: float(np.sum(dy * layer_norm_forward(x, w, b)[0])), {"x": x, "weight": w, "bias": b},
+                grads, tol=1e-7)
+
+
+def test_dropout_mask_is_inverted_dropout():
+    from rnnkit.sequence import dropout_mask
+
+    like = np.zeros(1, dtype=np.float32)
+    m = dropout_mask(0.3, (200, 50, 20), like, rng=0)
+    assert m.dtype == np.float32 and set(np.unique(m)) == {np.float32(0), np.float32(1 / 0.7)}
+    assert abs(np.mean(m == 0) - 0.3) < 0.01 and abs(m.mean() - 1) < 0.01  # E[u * m] = u
+    np.testing.assert_array_equal(m, dropout_mask(0.3, (200, 50, 20), like, rng=0))  # a seed fixes it
+    with pytest.raises(ValueError, match=r"dropout must be a probability in \[0, 1\), got 1.0"):
+        dropout_mask(1.0, (2,), like)
+
+
+BETWEEN_CASES = [
+    # (cell, options, layers, bidirectional, merge_mode, batch_first, lengths, between)
+    ("lstm", {}, 3, True, "concat", False, [4, 2, 3], dict(dropout=0.4, residual=True, layer_norm=True)),
+    ("gru", {}, 2, False, "concat", True, [4, 1, 3], dict(layer_norm=True)),
+    ("rnn", {"nonlinearity": "tanh"}, 3, True, "sum", False, None, dict(residual=True, dropout=0.5)),
+    ("gru", {"reset_after": False}, 3, False, "concat", False, [2, 4, 3], dict(residual=True, layer_norm=True)),
+]
+
+
+def random_stack(name, options, L, bidirectional, mode, batch_first, between, rng, T=4, B=3, norm_scale=0.5):
+    from rnnkit.sequence import stacked_param_shapes
+
+    shapes = stacked_param_shapes(name, I, H, L, bidirectional, mode, layer_norm=between.get("layer_norm", False),
+                                  **options)
+    params = {k: rng.uniform(-0.6, 0.6, s) for k, s in shapes.items()}
+    for k in params:  # a gain near 1, a shift near 0, as a trained norm would have
+        if k.startswith(("weight_ln", "bias_ln")):
+            params[k] = float(k.startswith("weight")) + norm_scale * rng.standard_normal(shapes[k])
+    D = 2 if bidirectional else 1
+    x = rng.standard_normal((B, T, I) if batch_first else (T, B, I))
+    state0 = [rng.standard_normal((L * D, B, H)) for _ in get_cell(name).state_names]
+    return params, x, state0
+
+
+@pytest.mark.parametrize("case", BETWEEN_CASES, ids=lambda c: f"{c[0]}-L{c[2]}-{'-'.join(sorted(c[7]))}")
+def test_stacked_gradcheck_between_layers(case, rng):
+    """Layer norm, residual connections and dropout (the same masks: a fixed seed), with padding."""
+    from rnnkit.sequence import stacked_backward, stacked_forward
+
+    name, options, L, bidirectional, mode, batch_first, lengths, between = case
+    params, x, state0 = random_stack(name, options, L, bidirectional, mode, batch_first, between, rng)
+    kw = dict(bidirectional=bidirectional, merge_mode=mode, batch_first=batch_first, rng=0, **between, **options,
+              lengths=None if lengths is None else np.array(lengths))
+    out, h_n, cache = stacked_forward(name, x, pack(name, state0), params, L, **kw)
+    w, w_n = rng.standard_normal(out.shape), [rng.standard_normal(s.shape) for s in state0]
+
+    def loss():
+        o, s, _ = stacked_forward(name, x, pack(name, state0), params, L, **kw)
+        return float(np.sum(w * o)) + sum(float(np.sum(a * b)) for a, b in zip(w_n, parts(name, s)))
+
+    grads = stacked_backward(w, pack(name, w_n), cache)
+    inputs = {"x": x, **dict(zip(("h0", "c0"), state0)), **params}
+    assert list(grads) == list(inputs)  # x, the initial state, then the parameters in their order
+    check_grads(loss, inputs, grads, entries=12, tol=1e-7)
+    if lengths is not None:  # padded steps stay 0 through the norm, the residual sum and dropout
+        pad = ~lengths_to_mask(np.array(lengths), out.shape[1] if batch_first else out.shape[0], batch_first).astype(bool)
+        assert np.all(out[pad] == 0)
+
+
+def torch_stack(name, options, params, x, state0, L, bidirectional, cache, between):
+    """The same stack in torch: one torch.nn module per layer (torch.func.functional_call on
+    rnnkit's parameters), F.layer_norm, the residual sum, and rnnkit's dropout masks."""
+    from torch.func import functional_call
+
+    cls = {"rnn": torch.nn.RNN, "gru": torch.nn.GRU, "lstm": torch.nn.LSTM}[name]
+    D = 2 if bidirectional else 1
+    tp = {k: torch.tensor(v, requires_grad=True) for k, v in params.items()}
+    tx = torch.tensor(x, requires_grad=True)
+    ts = [torch.tensor(s, requires_grad=True) for s in state0]
+    u, finals = tx, []
+    for layer in range(L):
+        m = cls(u.shape[-1], H, 1, bidirectional=bidirectional, dtype=torch.float64, **options)
+        weights = {n: tp[n.replace("_l0", f"_l{layer}")] for n, _ in m.named_parameters()}
+        rows = slice(layer * D, (layer + 1) * D)
+        hx = tuple(s[rows] for s in ts) if name == "lstm" else ts[0][rows]
+        h, state = functional_call(m, weights, (u, hx))
+        finals.append(state if name == "lstm" else (state,))
+        if between.get("layer_norm"):
+            h = torch.nn.functional.layer_norm(h, (h.shape[-1],), tp[f"weight_ln_l{layer}"], tp[f"bias_ln_l{layer}"])
+        if between.get("residual") and layer > 0:
+            h = h + u
+        keep = cache.between[layer].keep
+        u = h * torch.tensor(keep) if keep is not None else h
+    h_n = [torch.cat([f[k] for f in finals]) for k in range(len(ts))]
+    return tx, ts, tp, u, h_n
+
+
+@pytest.mark.parametrize("name, options", [("lstm", {}), ("gru", {}), ("rnn", {"nonlinearity": "relu"})])
+@pytest.mark.parametrize("bidirectional", [False, True])
+def test_stacked_between_layers_matches_torch(name, options, bidirectional, rng):
+    """Dropout (with rnnkit's masks), layer norm and residual connections against torch autograd."""
+    from rnnkit.sequence import stacked_backward, stacked_forward
+
+    L, between = 3, dict(dropout=0.3, residual=True, layer_norm=True)
+    params, x, state0 = random_stack(name, options, L, bidirectional, "concat", False, between, rng, T=5)
+    out, h_n, cache = stacked_forward(name, x, pack(name, state0), params, L, bidirectional=bidirectional, rng=1,
+                                      **between, **options)
+    assert cache.between[0].keep is not None and cache.between[L - 1].keep is None  # not after the top layer
+    tx, ts, tp, t_out, t_h_n = torch_stack(name, options, params, x, state0, L, bidirectional, cache, between)
+    w, w_n = rng.standard_normal(out.shape), [rng.standard_normal(s.shape) for s in state0]
+    ((t_out * torch.tensor(w)).sum() + sum((h * torch.tensor(v)).sum() for h, v in zip(t_h_n, w_n))).backward()
+    grads = stacked_backward(w, pack(name, w_n), cache)
+    errors = [rel_error(out, t_out.detach().numpy()), rel_error(grads["x"], tx.grad.numpy())]
+    errors += [rel_error(a, b.detach().numpy()) for a, b in zip(parts(name, h_n), t_h_n)]
+    errors += [rel_error(grads[k], t.grad.numpy()) for k, t in zip(("h0", "c0"), ts)]
+    errors += [rel_error(grads[k], t.grad.numpy()) for k, t in tp.items()]
+    assert max(errors) < 1e-10
+
+
+def test_between_layers_padded_batch_equals_sequences_one_by_one(rng):
+    """With lengths, layer norm and residual connections give each sequence what it gives alone."""
+    from rnnkit.sequence import stacked_forward
+
+    between, lengths = dict(residual=True, layer_norm=True), [5, 2, 4]
+    params, x, state0 = random_stack("gru", {}, 3, True, "concat", False, between, rng, T=5)
+    out, h_n, _ = stacked_forward("gru", x, state0[0], params, 3, bidirectional=True, lengths=np.array(lengths),
+                                  **between)
+    for b, n in enumerate(lengths):
+        alone, h_alone, _ = stacked_forward("gru", x[:n, b : b + 1], state0[0][:, b : b + 1], params, 3,
+                                            bidirectional=True, **between)
+        np.testing.assert_allclose(out[:n, b : b + 1], alone, rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(h_n[:, b : b + 1], h_alone, rtol=1e-12, atol=1e-12)
+
+
+def test_between_layers_defaults_change_nothing(rng):
+    """dropout=0, residual=False, layer_norm=False is the plain stack, bit for bit."""
+    from rnnkit.sequence import stacked_forward
+
+    params, x, state0 = random_stack("lstm", {}, 2, True, "concat", False, {}, rng)
+    plain = stacked_forward("lstm", x, pack("lstm", state0), params, 2, bidirectional=True)
+    off = stacked_forward("lstm", x, pack("lstm", state0), params, 2, bidirectional=True, dropout=0.0,
+                          residual=False, layer_norm=False, rng=0)
+    np.testing.assert_array_equal(plain[0], off[0])
+    assert all(link.norm is None and link.keep is None and not link.residual for link in off[2].between)
+
+
+def test_between_layers_errors(rng):
+    from rnnkit.sequence import stacked_forward, stacked_param_shapes
+
+    params = {k: rng.uniform(-1, 1, s) for k, s in stacked_param_shapes("gru", I, H, 2).items()}
+    x = rng.standard_normal((3, 2, I))
+    with pytest.raises(KeyError, match=r"params has no weight_ln_l0, bias_ln_l0, weight_ln_l1, bias_ln_l1"):
+        stacked_forward("gru", x, None, params, 2, layer_norm=True)
+    with pytest.raises(ValueError, match=r"dropout must be a probability in \[0, 1\), got 1.5"):
+        stacked_forward("gru", x, None, params, 2, dropout=1.5)
+    with pytest.raises(ValueError, match=r"return_sequences=False reads the last outputs from h_n"):
+        stacked_forward("gru", x, None, params, 2, residual=True, return_sequences=False)
