@@ -23,15 +23,8 @@ from .cells import (
 from .interop import from_torch, to_torch
 from .modules import GRU, LSTM, RNN, GRUCell, LSTMCell, RNNCell
 from .params import Parameters
-from .sequence import (
-    lengths_to_mask,
-    merge_backward,
-    merge_forward,
-    sequence_backward,
-    sequence_forward,
-    stacked_backward,
-    stacked_forward,
-)
+from .sequence import lengths_to_mask, sequence_backward, sequence_forward
+from .stacked import merge_backward, merge_forward, stacked_backward, stacked_forward
 
 # models for each input/output type
 from .attention import AdditiveAttention

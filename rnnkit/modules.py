@@ -6,8 +6,8 @@
     dx, (dh0, dc0) = m.backward(d_out)    # fills m.grads (same keys as m.params)
 
 A module holds its parameters (:class:`rnnkit.params.Parameters`), checks its own arguments
-and hands the work to the functional layer: :func:`rnnkit.sequence.stacked_forward` /
-:func:`~rnnkit.sequence.stacked_backward` for the sequence modules, the cells' step functions
+and hands the work to the functional layer: :func:`rnnkit.stacked.stacked_forward` /
+:func:`~rnnkit.stacked.stacked_backward` for the sequence modules, the cells' step functions
 for the cell modules.
 
 Differences from torch, on purpose:
@@ -42,7 +42,8 @@ import numpy as np
 from .backend import first_nonfinite, no_autograd, resolve_dtype
 from .cells import LSTM_CELL, RNN_CELL, get_cell, gru_variant
 from .params import Parameters, uniform
-from .sequence import MERGE_MODES, initial_state, layer_params, stacked_backward, stacked_forward, stacked_param_shapes
+from .sequence import initial_state
+from .stacked import MERGE_MODES, layer_params, stacked_backward, stacked_forward, stacked_param_shapes
 from .cells.base import check_choice
 
 __all__ = ["RNNBase", "RNN", "GRU", "LSTM", "RNNCellBase", "RNNCell", "GRUCell", "LSTMCell", "MERGE_MODES"]

@@ -112,11 +112,12 @@ ANSWERS = {
     "05_language_model": {"text.py", "losses.py", "embedding.py", "heads.py", "optim.py", "models.py"},
     "06_gru": {"cells/gru.py", "sequence.py", "modules.py"},
     "07_lstm": {"cells/lstm.py", "sequence.py", "modules.py"},
-    "08_bidirectional": {"sequence.py", "modules.py"},
-    "09_deep_rnn": {"modules.py", "heads.py", "models.py"},
+    "08_bidirectional": {"sequence.py", "stacked.py", "modules.py"},
+    "09_deep_rnn": {"stacked.py", "modules.py", "heads.py", "models.py"},
     "10_seq2seq": {"models.py", "losses.py"},
     "12_attention": {"attention.py", "models.py", "losses.py", "decoding.py"},
-    "13_capstone": {"cells/rnn.py", "cells/gru.py", "cells/lstm.py", "sequence.py", "modules.py", "losses.py",
+    "13_capstone": {"cells/rnn.py", "cells/gru.py", "cells/lstm.py", "sequence.py", "stacked.py", "modules.py",
+                    "losses.py",
                     "optim.py", "clip.py", "models.py", "heads.py"},
 }
 

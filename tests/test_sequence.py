@@ -318,7 +318,7 @@ def test_changing_the_outputs_does_not_change_the_gradients(rng):
 
 @pytest.mark.parametrize("mode", ["concat", "sum", "mul", "ave"])
 def test_merge_forward_and_backward(mode, rng):
-    from rnnkit.sequence import merge_backward, merge_forward
+    from rnnkit.stacked import merge_backward, merge_forward
 
     f, b = rng.standard_normal((2, 4, 3, H))
     out, cache = merge_forward(f, b, mode)
@@ -337,7 +337,7 @@ def test_merge_forward_and_backward(mode, rng):
 def test_stacked_forward_is_sequences_layer_by_layer(name, options, mode, rng):
     """Two bidirectional layers with lengths: each layer's directions are sequence_forward runs
     (the reverse one with reverse=True) merged, the layer above reads the merged outputs."""
-    from rnnkit.sequence import merge_forward, stacked_forward, stacked_param_shapes
+    from rnnkit.stacked import merge_forward, stacked_forward, stacked_param_shapes
 
     T, B, L, lengths = 5, 3, 2, [5, 2, 4]
     cell = get_cell(name)
@@ -366,7 +366,7 @@ def test_stacked_forward_is_sequences_layer_by_layer(name, options, mode, rng):
 @pytest.mark.parametrize("batch_first, return_sequences", [(False, True), (True, False)])
 def test_stacked_gradcheck(batch_first, return_sequences, rng):
     """stacked_backward's dict is keyed like the arguments it is the gradient of."""
-    from rnnkit.sequence import stacked_backward, stacked_forward, stacked_param_shapes
+    from rnnkit.stacked import stacked_backward, stacked_forward, stacked_param_shapes
 
     T, B, L = 4, 3, 2
     params = {k: rng.uniform(-0.8, 0.8, s) for k, s in stacked_param_shapes("lstm", I, H, L, True, "ave").items()}
@@ -387,7 +387,7 @@ def test_stacked_gradcheck(batch_first, return_sequences, rng):
 
 
 def test_stacked_refuses_missing_parameters(rng):
-    from rnnkit.sequence import stacked_forward, stacked_param_shapes
+    from rnnkit.stacked import stacked_forward, stacked_param_shapes
 
     params = {k: rng.uniform(-1, 1, s) for k, s in stacked_param_shapes("gru", I, H, 2).items()}
     with pytest.raises(KeyError, match=r"params has no weight_ih_l0_reverse, weight_ih_l1_reverse"):
@@ -409,7 +409,7 @@ def test_masks_live_with_the_recurrence():
 @pytest.mark.parametrize("dtype, tol", [(torch.float64, 1e-12), (torch.float32, 1e-5)])
 def test_layer_norm_matches_torch(dtype, tol, rng):
     """layer_norm_forward/backward against torch.nn.functional.layer_norm and autograd."""
-    from rnnkit.sequence import layer_norm_backward, layer_norm_forward
+    from rnnkit.stacked import layer_norm_backward, layer_norm_forward
 
     x, w, b, dy = (torch.tensor(rng.standard_normal(s), dtype=dtype, requires_grad=r)
                    for s, r in (((5, 3, 7), True), ((7,), True), ((7,), True), ((5, 3, 7), False)))
@@ -424,7 +424,7 @@ def test_layer_norm_matches_torch(dtype, tol, rng):
 
 
 def test_layer_norm_gradcheck(rng):
-    from rnnkit.sequence import layer_norm_backward, layer_norm_forward
+    from rnnkit.stacked import layer_norm_backward, layer_norm_forward
 
     x, w, b = rng.standard_normal((4, 3, 6)), rng.standard_normal(6), rng.standard_normal(6)
     dy = rng.standard_normal((4, 3, 6))
@@ -434,7 +434,7 @@ def test_layer_norm_gradcheck(rng):
 
 
 def test_dropout_mask_is_inverted_dropout():
-    from rnnkit.sequence import dropout_mask
+    from rnnkit.stacked import dropout_mask
 
     like = np.zeros(1, dtype=np.float32)
     m = dropout_mask(0.3, (200, 50, 20), like, rng=0)
@@ -455,7 +455,7 @@ BETWEEN_CASES = [
 
 
 def random_stack(name, options, L, bidirectional, mode, batch_first, between, rng, T=4, B=3, norm_scale=0.5):
-    from rnnkit.sequence import stacked_param_shapes
+    from rnnkit.stacked import stacked_param_shapes
 
     shapes = stacked_param_shapes(name, I, H, L, bidirectional, mode, layer_norm=between.get("layer_norm", False),
                                   **options)
@@ -472,7 +472,7 @@ def random_stack(name, options, L, bidirectional, mode, batch_first, between, rn
 @pytest.mark.parametrize("case", BETWEEN_CASES, ids=lambda c: f"{c[0]}-L{c[2]}-{'-'.join(sorted(c[7]))}")
 def test_stacked_gradcheck_between_layers(case, rng):
     """Layer norm, residual connections and dropout (the same masks: a fixed seed), with padding."""
-    from rnnkit.sequence import stacked_backward, stacked_forward
+    from rnnkit.stacked import stacked_backward, stacked_forward
 
     name, options, L, bidirectional, mode, batch_first, lengths, between = case
     params, x, state0 = random_stack(name, options, L, bidirectional, mode, batch_first, between, rng)
@@ -526,7 +526,7 @@ def torch_stack(name, options, params, x, state0, L, bidirectional, cache, betwe
 @pytest.mark.parametrize("bidirectional", [False, True])
 def test_stacked_between_layers_matches_torch(name, options, bidirectional, rng):
     """Dropout (with rnnkit's masks), layer norm and residual connections against torch autograd."""
-    from rnnkit.sequence import stacked_backward, stacked_forward
+    from rnnkit.stacked import stacked_backward, stacked_forward
 
     L, between = 3, dict(dropout=0.3, residual=True, layer_norm=True)
     params, x, state0 = random_stack(name, options, L, bidirectional, "concat", False, between, rng, T=5)
@@ -546,7 +546,7 @@ def test_stacked_between_layers_matches_torch(name, options, bidirectional, rng)
 
 def test_between_layers_padded_batch_equals_sequences_one_by_one(rng):
     """With lengths, layer norm and residual connections give each sequence what it gives alone."""
-    from rnnkit.sequence import stacked_forward
+    from rnnkit.stacked import stacked_forward
 
     between, lengths = dict(residual=True, layer_norm=True), [5, 2, 4]
     params, x, state0 = random_stack("gru", {}, 3, True, "concat", False, between, rng, T=5)
@@ -561,7 +561,7 @@ def test_between_layers_padded_batch_equals_sequences_one_by_one(rng):
 
 def test_between_layers_defaults_change_nothing(rng):
     """dropout=0, residual=False, layer_norm=False is the plain stack, bit for bit."""
-    from rnnkit.sequence import stacked_forward
+    from rnnkit.stacked import stacked_forward
 
     params, x, state0 = random_stack("lstm", {}, 2, True, "concat", False, {}, rng)
     plain = stacked_forward("lstm", x, pack("lstm", state0), params, 2, bidirectional=True)
@@ -572,7 +572,7 @@ def test_between_layers_defaults_change_nothing(rng):
 
 
 def test_between_layers_errors(rng):
-    from rnnkit.sequence import stacked_forward, stacked_param_shapes
+    from rnnkit.stacked import stacked_forward, stacked_param_shapes
 
     params = {k: rng.uniform(-1, 1, s) for k, s in stacked_param_shapes("gru", I, H, 2).items()}
     x = rng.standard_normal((3, 2, I))

@@ -18,7 +18,8 @@ import numpy as np
 
 from rnnkit.cells.rnn import rnn_step_backward, rnn_step_forward
 from rnnkit.modules import RNN
-from rnnkit.sequence import lengths_to_mask, merge_backward as _merge_backward, sequence_backward, sequence_forward
+from rnnkit.sequence import lengths_to_mask, sequence_backward, sequence_forward
+from rnnkit.stacked import merge_backward as _merge_backward
 
 from ..sandbox import Policy
 from . import HELPERS
@@ -243,7 +244,7 @@ def _layer_inputs(rng, T, B, input_size, hidden, padded, lengths_none):
 def _check_bidirectional(student, rng, length, batch, input_size, hidden, mode, padded, lengths_none):
     fname = "bidirectional_forward"
     fn = student_function(student, fname)
-    T, B, H = length, batch, hidden
+    T, B = length, batch
     pf, pb, x, lengths = _layer_inputs(rng, length, batch, input_size, hidden, padded, lengths_none)
     want_out, want_hn = _module_reference(x, pf, pb, mode, lengths)
 
