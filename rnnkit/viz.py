@@ -27,9 +27,10 @@ import html
 import io
 import itertools
 import re
-from typing import Callable, Sequence
+import sys
+from typing import Callable, Iterable, Sequence
 
-__all__ = ["BOOK_STYLE", "explorer", "figure_svg", "use_book_style"]
+__all__ = ["BOOK_STYLE", "explorer", "figure_svg", "progress_bar", "use_book_style"]
 
 # The book's column is about 690 px wide: a figure 9.5 inches wide is shown at about 3/4 of its
 # natural SVG size (96 px per inch), so 10.5-point text lands near 10.5 px on the page.
@@ -90,6 +91,19 @@ def figure_svg(fig, alt: str = "", close: bool = True) -> str:
     return re.sub(r'<svg([^>]*?)\swidth="[^"]*"\s+height="[^"]*"',
                   rf'<svg\1 style="width:100%;{max_width}height:auto" role="img" aria-label="{label}"',
                   svg, count=1)
+
+
+def progress_bar(iterable: Iterable, desc: str = "", total: int | None = None, **options):
+    """A tqdm progress bar over ``iterable``, drawn as one line of text on standard output.
+
+    It redraws in place while a notebook runs, and a built page keeps its last state (myst-nb
+    applies the carriage returns of a cell's output), so the book shows no extra widget. Extra
+    ``options`` go to tqdm; ``bar.set_postfix(loss=...)`` shows a number beside the bar.
+    """
+    from tqdm import tqdm
+
+    return tqdm(iterable, desc=desc, total=total, file=sys.stdout, ncols=options.pop("ncols", 72),
+                mininterval=options.pop("mininterval", 0.5), **options)
 
 
 def _frame_widget(drawn, alt: str):
@@ -154,9 +168,7 @@ def explorer(draw: Callable, *, labels: dict | None = None, caption: str = "", a
 
     combos = list(itertools.product(*(range(len(values[n])) for n in names)))
     if progress:
-        from tqdm.auto import tqdm
-
-        combos = tqdm(combos, desc="drawing frames")
+        combos = progress_bar(combos, desc="drawing frames")
     frames = {}
     for idx in combos:
         setting = {n: values[n][i] for n, i in zip(names, idx)}
