@@ -94,16 +94,27 @@ def figure_svg(fig, alt: str = "", close: bool = True) -> str:
 
 
 def progress_bar(iterable: Iterable, desc: str = "", total: int | None = None, **options):
-    """A tqdm progress bar over ``iterable``, drawn as one line of text on standard output.
+    """A tqdm progress bar over ``iterable`` that also leaves one line on a static page.
 
-    It redraws in place while a notebook runs, and a built page keeps its last state (myst-nb
-    applies the carriage returns of a cell's output), so the book shows no extra widget. Extra
-    ``options`` go to tqdm; ``bar.set_postfix(loss=...)`` shows a number beside the bar.
+    While it runs it is tqdm's text bar on standard error, redrawn in place. When it closes (the
+    loop ends) its last state is printed once on standard output, e.g.
+    ``training: 100%|█████| 600/600 [00:07<00:00, 81.2it/s, loss=1.62]``. A book cell tagged
+    ``remove-stderr`` thus shows the finished bar and not every redraw (myst-nb would keep each
+    flushed redraw as a line of its own). Extra ``options`` go to tqdm;
+    ``bar.set_postfix(loss=...)`` shows a number beside the bar.
     """
     from tqdm import tqdm
 
-    return tqdm(iterable, desc=desc, total=total, file=sys.stdout, ncols=options.pop("ncols", 72),
-                mininterval=options.pop("mininterval", 0.5), **options)
+    class TextBar(tqdm):
+        def close(self):
+            if self.disable:
+                return super().close()
+            last = str(self)
+            super().close()
+            print(last, file=sys.stdout, flush=True)
+
+    return TextBar(iterable, desc=desc, total=total, file=sys.stderr, ncols=options.pop("ncols", 72),
+                   mininterval=options.pop("mininterval", 0.5), **options)
 
 
 def _frame_widget(drawn, alt: str):
