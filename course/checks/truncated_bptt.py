@@ -19,12 +19,12 @@ from rnnkit.heads import linear_backward, linear_forward
 from rnnkit.lm import batchify as _rnnkit_batchify
 from rnnkit.lm import bptt_batches
 from rnnkit.losses import cross_entropy
-from rnnkit.modules import RNN
 
 from ..sandbox import Policy
 from . import HELPERS
 from .expect import (CheckFailure, call_student, expect_array, expect_close, expect_tuple, expect_unchanged,
                      kind_of, student_function)
+from .language_model import _rnn_params, _rnn_with, _where
 
 #: the recurrent layer (rnnkit.modules, which needs array_api_compat) and the data helpers; nothing that
 #: cuts streams, computes a loss, clips or holds a language model
@@ -97,15 +97,6 @@ def get_chunk(student, rng, rows=20, batch=3, seq_len=6, start=6, vocab=30):
 # 3. one training step from the carried state
 # --------------------------------------------------------------------------------------------
 
-def _rnn_with(flat):
-    """A checker-side rnnkit RNN holding the ``rnn.*`` arrays of ``flat`` (copies)."""
-    params = {k[4:]: np.array(v, copy=True) for k, v in flat.items() if k.startswith("rnn.")}
-    H, D = params["weight_ih_l0"].shape
-    rnn = RNN(D, H, seed=0)
-    rnn.params.update(params)
-    return rnn
-
-
 def reference_chunk(flat, inputs, targets, h):
     """Mean loss, gradients (keys of ``flat``), the final state and dx of one chunk read from state ``h``.
     ``flat``: ``embedding`` (V, D), ``head.weight`` (V, H), ``head.bias`` (V,), ``rnn.<name>``."""
@@ -133,27 +124,6 @@ def _clipped(grads, max_norm, per_parameter=False):
 
 def _global_norm(grads):
     return float(np.sqrt(sum(np.sum(g * g) for g in grads.values())))
-
-
-def _where(name):
-    if name.startswith("rnn."):
-        return f"model['rnn'].params[{name[4:]!r}]"
-    if name.startswith("head."):
-        return f"model['head'][{name[5:]!r}]"
-    return f"model[{name!r}]"
-
-
-def _rnn_params(rnn, shapes=None) -> dict:
-    params = rnn.get("params")
-    if not isinstance(params, dict) or not all(isinstance(v, np.ndarray) and v.dtype.kind == "f"
-                                               for v in params.values()):
-        raise CheckFailure("model['rnn'].params should stay a dict of float arrays (the RNN's parameters)")
-    flat = {f"rnn.{k}": v for k, v in params.items()}
-    if shapes is not None and any(flat.get(k) is None or flat[k].shape != s for k, s in shapes.items()
-                                  if k.startswith("rnn.")):
-        raise CheckFailure("model['rnn'].params should keep its arrays, names and shapes; update them in place: "
-                           "param -= lr * grad")
-    return flat
 
 
 def _model(student, rng, vocab, emb, hidden):
