@@ -35,11 +35,11 @@ test: setup
 	@OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 $(PY) -m pytest -n 2 --dist loadfile $(PYTEST_ARGS)
 
 # rnnkit's tests: cells, sequences, modules, heads, losses, optimizers, interop, models, text, data,
-# attention, decoding and metrics
+# attention, decoding, metrics and language models
 LIBRARY_TESTS := $(addprefix tests/,test_cells.py test_sequence.py test_modules.py test_fast_paths.py \
 	test_heads.py test_losses.py test_optim.py test_clip.py test_gradcheck.py test_interop.py \
 	test_models.py test_errors.py test_text.py test_data.py test_readme.py \
-	test_attention.py test_decoding.py test_metrics.py)
+	test_attention.py test_decoding.py test_metrics.py test_lm.py)
 
 check: setup
 	@OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 $(PY) -m pytest -q -p no:xdist $(LIBRARY_TESTS) $(PYTEST_ARGS)

@@ -1,6 +1,6 @@
 r"""Datasets for the course: read from installed pip packages or generated, never downloaded.
 
-Every function returns numpy arrays (or lists of strings), is deterministic (generated data is a
+Every function returns numpy arrays (or strings), is deterministic (generated data is a
 function of ``seed``), and is small enough to train on a CPU in seconds to a minute.
 
 =============================  ===========================================================================
@@ -9,6 +9,7 @@ function                       source
 :func:`names_corpus`           first names of the ``names`` package (US Census 1990 name lists)
 :func:`digits_sequences`       scikit-learn's bundled 8x8 handwritten digits (UCI), read row by row
 :func:`co2_series`             statsmodels' bundled Mauna Loa weekly CO2 record (1958-2001)
+:func:`austen_novels`          Jane Austen's six novels, from Debian's ``r-cran-janeaustenr`` (4 million characters)
 :func:`agreement_corpus`       generated: subject-verb agreement across a distractor clause
 :func:`copy_task`,             generated: random symbol sequences and their copy / reversal
 :func:`reverse_task`
@@ -23,7 +24,10 @@ Layouts are batch-major as returned here (``(N, T, ...)``); the functional layer
 so transpose with ``X.transpose(1, 0, 2)`` (or use a module with ``batch_first=True``).
 """
 
+import struct
+import zlib
 from importlib import resources
+from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
@@ -32,6 +36,8 @@ __all__ = [
     "names_corpus",
     "digits_sequences",
     "co2_series",
+    "AUSTEN_TITLES",
+    "austen_novels",
     "AgreementData",
     "agreement_corpus",
     "copy_task",
@@ -102,6 +108,68 @@ def co2_series():
     steps = np.arange(values.shape[0])
     values = np.interp(steps, steps[known], values[known])  # weeks are evenly spaced
     return values, dates
+
+
+#: the novels in the order of publication (Northanger Abbey and Persuasion came out together, 1817)
+AUSTEN_TITLES = ("Sense and Sensibility", "Pride and Prejudice", "Mansfield Park", "Emma", "Northanger Abbey",
+                 "Persuasion")
+AUSTEN_PACKAGE = "r-cran-janeaustenr"  # Debian's package of the R package janeaustenr (MIT licence)
+R_LIBRARIES = ("/usr/lib/R/site-library", "/usr/local/lib/R/site-library", "/usr/lib/R/library")
+
+
+def austen_novels(libraries=R_LIBRARIES):
+    """Jane Austen's six completed novels as running text: ``{title: text}`` in :data:`AUSTEN_TITLES` order.
+
+    Source: the data of the R package ``janeaustenr`` (Julia Silge; MIT licence; the texts are Project
+    Gutenberg's, in the public domain), installed by Debian's package ``r-cran-janeaustenr``
+    (``tools/setup.sh`` installs it) and read here without R. The package keeps each novel as its printed
+    lines; here the lines of a paragraph are joined by spaces and paragraphs are separated by ``"\\n"``,
+    so a text is prose, not a page layout. About 4.0 million characters and 0.72 million words in all,
+    from *Northanger Abbey* (0.43 M characters) to *Emma* and *Mansfield Park* (0.88 M each).
+    """
+    path = next((Path(lib) / "janeaustenr" / "data" / "Rdata.rdb" for lib in libraries
+                 if (Path(lib) / "janeaustenr" / "data" / "Rdata.rdb").is_file()), None)
+    if path is None:
+        raise FileNotFoundError(
+            f"Jane Austen's novels are not installed: expected janeaustenr/data/Rdata.rdb in one of {libraries}. "
+            f"Install Debian's package: apt-get install {AUSTEN_PACKAGE} (tools/setup.sh does it as root)")
+    novels = {}
+    for lines in _r_character_vectors(path.read_bytes()):
+        title = next(t for t in AUSTEN_TITLES if t.lower() == lines[0].strip().lower())
+        paragraphs = " ".join(line.strip() if line.strip() else "\n" for line in lines).split("\n")
+        novels[title] = "\n".join(" ".join(p.split()) for p in paragraphs if p.strip())
+    missing = [t for t in AUSTEN_TITLES if t not in novels]
+    if missing:
+        raise ValueError(f"{path} holds {sorted(novels)}; expected all of {AUSTEN_TITLES}, missing {missing}")
+    return {title: novels[title] for title in AUSTEN_TITLES}
+
+
+def _r_character_vectors(rdb):
+    """The character vectors of an R lazy-load database (a package's ``data/Rdata.rdb``), as lists of str.
+
+    Each object is a 4-byte big-endian length and a zlib stream of R's serialization, format ``X\\n``
+    (XDR, big-endian): three version integers, the native encoding (length, bytes), then the object:
+    its flags (low byte = type; 16 is a character vector), its length, and per element the flags of a
+    string (type 9), its length in bytes (-1 for NA) and its UTF-8 bytes.
+    """
+    vectors, pos = [], 0
+    while pos < len(rdb):
+        stream = zlib.decompressobj()
+        raw = stream.decompress(rdb[pos + 4 :])
+        pos = len(rdb) - len(stream.unused_data)
+        if raw[:2] != b"X\n":
+            raise ValueError(f"not R's XDR serialization: starts with {raw[:2]!r}, expected b'X\\n'")
+        at = 14 + 4 + struct.unpack_from(">i", raw, 14)[0]  # header, then the encoding's name
+        flags, n = struct.unpack_from(">ii", raw, at)
+        if flags & 0xFF != 16:
+            continue  # not a character vector
+        at, strings = at + 8, []
+        for _ in range(n):
+            _, size = struct.unpack_from(">ii", raw, at)
+            strings.append("" if size < 0 else raw[at + 8 : at + 8 + size].decode("utf-8"))
+            at += 8 + max(size, 0)
+        vectors.append(strings)
+    return vectors
 
 
 # ---------------------------------------------------------------------------------------------------

@@ -27,9 +27,10 @@ import html
 import io
 import itertools
 import re
-from typing import Callable, Sequence
+import sys
+from typing import Callable, Iterable, Sequence
 
-__all__ = ["BOOK_STYLE", "explorer", "figure_svg", "use_book_style"]
+__all__ = ["BOOK_STYLE", "explorer", "figure_svg", "progress_bar", "use_book_style"]
 
 # The book's column is about 690 px wide: a figure 9.5 inches wide is shown at about 3/4 of its
 # natural SVG size (96 px per inch), so 10.5-point text lands near 10.5 px on the page.
@@ -90,6 +91,30 @@ def figure_svg(fig, alt: str = "", close: bool = True) -> str:
     return re.sub(r'<svg([^>]*?)\swidth="[^"]*"\s+height="[^"]*"',
                   rf'<svg\1 style="width:100%;{max_width}height:auto" role="img" aria-label="{label}"',
                   svg, count=1)
+
+
+def progress_bar(iterable: Iterable, desc: str = "", total: int | None = None, **options):
+    """A tqdm progress bar over ``iterable`` that also leaves one line on a static page.
+
+    While it runs it is tqdm's text bar on standard error, redrawn in place. When it closes (the
+    loop ends) its last state is printed once on standard output, e.g.
+    ``training: 100%|█████| 600/600 [00:07<00:00, 81.2it/s, loss=1.62]``. A book cell tagged
+    ``remove-stderr`` thus shows the finished bar and not every redraw (myst-nb would keep each
+    flushed redraw as a line of its own). Extra ``options`` go to tqdm;
+    ``bar.set_postfix(loss=...)`` shows a number beside the bar.
+    """
+    from tqdm import tqdm
+
+    class TextBar(tqdm):
+        def close(self):
+            if self.disable:
+                return super().close()
+            last = str(self)
+            super().close()
+            print(last, file=sys.stdout, flush=True)
+
+    return TextBar(iterable, desc=desc, total=total, file=sys.stderr, ncols=options.pop("ncols", 72),
+                   mininterval=options.pop("mininterval", 0.5), **options)
 
 
 def _frame_widget(drawn, alt: str):
@@ -154,9 +179,7 @@ def explorer(draw: Callable, *, labels: dict | None = None, caption: str = "", a
 
     combos = list(itertools.product(*(range(len(values[n])) for n in names)))
     if progress:
-        from tqdm.auto import tqdm
-
-        combos = tqdm(combos, desc="drawing frames")
+        combos = progress_bar(combos, desc="drawing frames")
     frames = {}
     for idx in combos:
         setting = {n: values[n][i] for n, i in zip(names, idx)}

@@ -115,6 +115,8 @@ ANSWERS = {
     "08_bidirectional": {"sequence.py", "stacked.py", "modules.py"},
     "09_deep_rnn": {"stacked.py", "modules.py", "heads.py", "models.py"},
     "10_seq2seq": {"models.py", "losses.py"},
+    "11_truncated_bptt": {"lm.py", "losses.py", "clip.py", "embedding.py", "heads.py", "optim.py", "models.py",
+                          "text.py"},
     "12_attention": {"attention.py", "models.py", "losses.py", "decoding.py"},
     "13_capstone": {"cells/rnn.py", "cells/gru.py", "cells/lstm.py", "sequence.py", "stacked.py", "modules.py",
                     "losses.py",

@@ -37,6 +37,44 @@ def test_co2_series():
     assert values[-52:].mean() > values[:52].mean() + 40  # the trend the forecaster must follow
 
 
+def test_austen_novels_are_running_text():
+    novels = data.austen_novels()
+    assert tuple(novels) == data.AUSTEN_TITLES
+    sizes = {title: len(text) for title, text in novels.items()}
+    assert sizes["Northanger Abbey"] == 432174 and sizes["Emma"] == 880028, sizes
+    assert 4_000_000 < sum(sizes.values()) < 4_010_000
+    pride = novels["Pride and Prejudice"]
+    assert pride.startswith("PRIDE AND PREJUDICE\nBy Jane Austen\nChapter 1\nIt is a truth universally "
+                            "acknowledged, that a single man in possession of a good fortune, must be in want")
+    paragraphs = [p for text in novels.values() for p in text.split("\n")]
+    assert all(p and p == " ".join(p.split()) for p in paragraphs)  # joined lines, no empty paragraph
+    assert max(len(p) for p in paragraphs) > 2000  # paragraphs, not the package's printed lines
+    assert sum(len(text.split()) for text in novels.values()) == 717537
+
+
+def test_austen_novels_say_how_to_install_them(tmp_path):
+    with pytest.raises(FileNotFoundError, match="apt-get install r-cran-janeaustenr"):
+        data.austen_novels(libraries=(str(tmp_path),))
+
+
+def test_r_character_vectors_reads_r_serialization():
+    """A character vector written by hand in R's XDR format, with an NA, as a lazy-load record."""
+    import struct
+    import zlib
+
+    def string(s):
+        raw = s.encode("utf-8")
+        return struct.pack(">ii", 0x00040009, len(raw)) + raw
+
+    body = (b"X\n" + struct.pack(">iii", 3, 0x040201, 0x030500) + struct.pack(">i", 5) + b"UTF-8"
+            + struct.pack(">ii", 16, 3) + string("ab") + struct.pack(">ii", 9, -1) + string("£ c"))
+    record = struct.pack(">I", len(body)) + zlib.compress(body)
+    assert data._r_character_vectors(record + record) == [["ab", "", "£ c"]] * 2
+    with pytest.raises(ValueError, match="XDR"):
+        bad = b"A\n" + body[2:]
+        data._r_character_vectors(struct.pack(">I", len(bad)) + zlib.compress(bad))
+
+
 @pytest.mark.parametrize("min_gap,max_gap", [(0, 4), (3, 12), (7, 7)])
 def test_agreement_corpus_subject_decides_the_verb_across_the_gap(min_gap, max_gap):
     corpus = data.agreement_corpus(n=3000, min_gap=min_gap, max_gap=max_gap, seed=1)
