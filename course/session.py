@@ -176,15 +176,11 @@ class StudentProcess:
         self.proc.wait()
 
     def close(self) -> None:
-        """Ask the process to exit, then make sure it (and all it started) has gone."""
-        if self.proc.poll() is None and self.gone is None:
-            try:
-                os.set_blocking(self._out, True)
-                os.write(self._out, pack({"op": "exit"}, []))
-                self.proc.wait(timeout=2)
-            except (OSError, psutil.Error, Exception):  # noqa: BLE001 - it is killed below anyway
-                pass
-        self.kill()
+        """End the process and everything it started (nothing in it needs a graceful exit: a
+        Python that tidies up after matplotlib takes 0.2 s), then free its uid and scratch."""
+        inside = [p for p in self._tree(refresh=True) if p.pid != self.proc.pid]
+        self.kill()   # bubblewrap's init dies with it, and the kernel ends its PID namespace
+        _wait_until_gone(inside, timeout=2.0)
         for stream in (self.proc.stdin, self.proc.stdout):
             try:
                 stream.close()
@@ -198,6 +194,19 @@ class StudentProcess:
     def __exit__(self, *exc):
         self.close()
         return False
+
+
+def _wait_until_gone(processes: list[psutil.Process], timeout: float) -> None:
+    """Wait until every process has ended (a zombie has: it only waits to be reaped by init)."""
+    deadline = time.monotonic() + timeout
+    for p in processes:
+        while time.monotonic() < deadline:
+            try:
+                if p.status() == psutil.STATUS_ZOMBIE:
+                    break
+            except psutil.NoSuchProcess:
+                break
+            time.sleep(0.005)
 
 
 class LoopbackChannel:
