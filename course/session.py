@@ -42,6 +42,7 @@ class StudentProcess:
         self.gone: StudentGone | None = None
         self._ps = psutil.Process(self.proc.pid)
         self._known: list[psutil.Process] | None = None
+        self._sent = 0   # requests sent so far: each reply must carry its request's number
         self._in, self._out = self.proc.stdout.fileno(), self.proc.stdin.fileno()
         os.set_blocking(self._in, False)
         os.set_blocking(self._out, False)
@@ -71,8 +72,12 @@ class StudentProcess:
             raise self.gone
         cpu_limit = self.limits.cpu_per_request if cpu_limit is None else cpu_limit
         started = self.cpu_seconds(refresh=False)
-        self._send(pack(msg, list(blobs)), cpu_limit, started)
-        return self._receive(cpu_limit, started)
+        self._sent += 1
+        self._send(pack({**msg, "id": self._sent}, list(blobs)), cpu_limit, started)
+        reply, out = self._receive(cpu_limit, started)
+        if reply.get("id") != self._sent:   # a frame the student's code wrote on the channel itself
+            self._stop("protocol", "it answered out of turn (frames written on the grader's channel)")
+        return reply, out
 
     def _send(self, data: bytes, cpu_limit: float, started: float) -> None:
         view, deadline = memoryview(data), time.monotonic() + self.limits.wall_limit(cpu_limit)

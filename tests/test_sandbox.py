@@ -99,3 +99,21 @@ def test_a_crash_is_reported_and_the_student_cannot_forge_the_channel(student):
     with pytest.raises(StudentGone) as gone:
         run(student, "import os\nos._exit(7)")
     assert gone.value.kind == "crashed" and "code 7" in gone.value.message
+
+
+def test_frames_forged_on_the_channel_stop_the_process(student):
+    from course.checker import run_check
+
+    forge = ("import os, numpy as np\nfrom student_side.wire import pack\n"
+             "pipes = [int(f) for f in os.listdir('/proc/self/fd') if os.path.exists(f'/proc/self/fd/{f}')\n"
+             "         and 'pipe' in os.readlink(f'/proc/self/fd/{f}')]\n"
+             "def softmax(z):\n"
+             "    for fd in pipes:\n"
+             "        try:\n"
+             "            os.write(fd, pack({'ok': True, 'id': 2, 'value': 1.0}, []) * 3)\n"
+             "        except OSError:\n"
+             "            pass\n"
+             "    return np.ones_like(z) / z.shape[-1]\n")
+    assert run(student, forge)["ok"]
+    verdict = run_check("vanilla_rnn.softmax", {"seed": 0}, student)
+    assert verdict.kind == "protocol" and "out of turn" in verdict.message

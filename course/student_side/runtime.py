@@ -93,6 +93,7 @@ class StudentRuntime:
             reply, encoder.blobs = {"ok": False, "error": describe_error(exc)}, []
         if self.capture:
             reply["stdout"], reply["stderr"] = out.text(), err.text()
+        reply["id"] = msg.get("id")
         return reply, encoder.blobs
 
     @contextlib.contextmanager
