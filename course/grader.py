@@ -15,7 +15,6 @@ import base64
 import copy
 import re
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from .assignment import Assignment, TestCell, released_source
 from .checker import run_check
@@ -345,9 +344,3 @@ def for_student(graded: GradedNotebook, assignment: Assignment) -> dict:
         if gid in assignment.tests and cell.get("cell_type") == "code":
             cell["source"] = released_source(assignment.tests[gid].source)
     return nb
-
-
-def load_files(folder: Path) -> dict[str, bytes]:
-    """The files of a folder as name -> bytes (symbolic links are not followed)."""
-    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(Path(folder).rglob("*"))
-            if p.is_file() and not p.is_symlink()}

@@ -22,13 +22,13 @@ from pathlib import Path
 
 import course
 from course.assignment import Assignment
-from course.sandbox import Limits, sandbox_available
+from course.sandbox import Assets, Limits, sandbox_available
 
 from . import __version__, report
 from .course_dir import GradingError, hash_tree, source_assignment_dir
 from .discover import DEFAULT_PATTERN, Submission, TooLarge, discover
 from .gradebook import NbgraderGradebook
-from .worker import SubmissionGrader, assets_for, error_result
+from .worker import SubmissionGrader, error_result
 
 log = logging.getLogger("grading")
 
@@ -124,7 +124,7 @@ class GradingRun:
         log.info("grade-class %s: assignment %s, submissions %s, course %s, out %s, %s", __version__,
                  opts.assignment, opts.submissions, self.course_dir, self.out,
                  "sandboxed (bubblewrap)" if opts.sandbox else "NOT sandboxed")
-        assets = assets_for(self.assignment, self.out / ".grading" / "sandbox", opts.sandbox)
+        assets = Assets.prepare(self.assignment.policy, self.out / ".grading" / "sandbox", opts.sandbox)
         self.grader = SubmissionGrader(self.assignment, assets, opts.limits, opts.sandbox)
         self.key = hash_tree(source, Path(course.__file__).parent) + opts.grading_key()
         self.gradebook = NbgraderGradebook(Path(opts.gradebook or self.out / "gradebook.db"), source)

@@ -99,8 +99,3 @@ def error_result(job: dict, why: str, kind: str = "error") -> dict:
     result = base_result(job)
     result["status"] = f"{kind}: {why}"
     return result
-
-
-def assets_for(assignment: Assignment, root: Path, sandboxed: bool) -> Assets:
-    """The sandbox's files for ``assignment`` (built once per run, shared by every submission)."""
-    return Assets.prepare(assignment.policy, root, sandboxed)
