@@ -14,7 +14,6 @@ import json
 import time
 import traceback
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from course.assignment import Assignment
 from course.grader import GradedNotebook, for_student, grade_notebook, process_starter
