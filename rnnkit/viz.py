@@ -30,7 +30,7 @@ import re
 import sys
 from typing import Callable, Iterable, Sequence
 
-__all__ = ["BOOK_STYLE", "explorer", "figure_svg", "progress_bar", "use_book_style"]
+__all__ = ["BOOK_STYLE", "explorer", "figure_svg", "glue_spread", "progress_bar", "use_book_style"]
 
 # The book's column is about 690 px wide: a figure 9.5 inches wide is shown at about 3/4 of its
 # natural SVG size (96 px per inch), so 10.5-point text lands near 10.5 px on the page.
@@ -115,6 +115,21 @@ def progress_bar(iterable: Iterable, desc: str = "", total: int | None = None, *
 
     return TextBar(iterable, desc=desc, total=total, file=sys.stderr, ncols=options.pop("ncols", 72),
                    mininterval=options.pop("mininterval", 0.5), **options)
+
+
+def glue_spread(name: str, values) -> "np.ndarray":
+    """Put a result that depends on the seed on the page: glue the mean of the per-seed
+    ``values`` as ``name`` and their smallest and largest as ``name_lo`` and ``name_hi`` (for
+    text such as "6.05 on average, 5.95 to 6.12 over the seeds"). Returns the values as a
+    float array, for the assertions that check a claim for every seed."""
+    import numpy as np
+    from myst_nb import glue
+
+    values = np.asarray(values, dtype=float)
+    glue(name, float(values.mean()), display=False)
+    glue(f"{name}_lo", float(values.min()), display=False)
+    glue(f"{name}_hi", float(values.max()), display=False)
+    return values
 
 
 def _frame_widget(drawn, alt: str):
